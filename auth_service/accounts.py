@@ -1,0 +1,97 @@
+"""The auth domain: sign up, log in, renew and end sessions. Routes call one function each."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from auth_service.passwords import Passwords
+from auth_service.sessions import InvalidRefreshToken, SessionInfo, SessionStore, SessionUser
+from auth_service.throttle import LoginThrottle
+from auth_service.tokens import TokenIssuer
+from auth_service.users import User, UserStore, email_key
+
+log = logging.getLogger("auth_service.accounts")
+
+
+class InvalidCredentials(Exception):
+    """Unknown email or wrong password: deliberately indistinguishable."""
+
+
+class TooManyAttempts(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class SessionNotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """What a login or refresh hands back: tokens for the client and who they belong to."""
+
+    access_token: str
+    refresh_token: str
+    session_id: str
+    user: SessionUser
+
+
+class Accounts:
+    def __init__(self, users: UserStore, passwords: Passwords, sessions: SessionStore,
+                 throttle: LoginThrottle, issuer: TokenIssuer) -> None:
+        self.users = users
+        self.passwords = passwords
+        self.sessions = sessions
+        self.throttle = throttle
+        self.issuer = issuer
+
+    def signup(self, *, email: str, password: str, name: str) -> User:
+        return self.users.add(email=email, name=name, password_hash=self.passwords.hash(password))
+
+    def login(self, *, email: str, password: str, address: str, user_agent: str) -> SignedIn:
+        key = email_key(email)
+        retry_after = self.throttle.begin_attempt(key, address)
+        if retry_after is not None:
+            raise TooManyAttempts(retry_after)
+        user = self.users.find_by_email(email)
+        # The dummy hash inside verify() makes an unknown email cost what a wrong password costs.
+        if not self.passwords.verify(user.password_hash if user else None, password) or user is None:
+            raise InvalidCredentials()
+        self.throttle.succeeded(key, address)
+        if self.passwords.needs_rehash(user.password_hash):
+            self.users.set_password_hash(user.id, self.passwords.hash(password))
+        session_user = SessionUser(user.id, user.email, user.name)
+        session_id, refresh_token = self.sessions.create(session_user, user_agent)
+        return self._signed_in(session_user, session_id, refresh_token)
+
+    def refresh(self, refresh_token: str) -> SignedIn:
+        try:
+            renewal = self.sessions.rotate(refresh_token)
+        except InvalidRefreshToken as exc:
+            if exc.reason == "reused":
+                log.warning("refresh token reuse: session revoked", extra={"fields": {
+                    "event": "refresh_token_reuse", "user_id": exc.user_id, "session_id": exc.session_id}})
+            raise
+        return self._signed_in(renewal.user, renewal.session_id, renewal.refresh_token)
+
+    def logout(self, refresh_token: str) -> None:
+        self.sessions.revoke_by_token(refresh_token)
+
+    def logout_all(self, user_id: str) -> None:
+        self.sessions.revoke_all(user_id)
+
+    def list_sessions(self, user_id: str) -> list[SessionInfo]:
+        return self.sessions.list(user_id)
+
+    def revoke_session(self, user_id: str, session_id: str) -> None:
+        if not self.sessions.revoke(user_id, session_id):
+            raise SessionNotFound(session_id)
+
+    def session_is_active(self, user_id: str, session_id: str) -> bool:
+        return self.sessions.is_active(user_id, session_id)
+
+    def _signed_in(self, user: SessionUser, session_id: str, refresh_token: str) -> SignedIn:
+        access_token = self.issuer.issue(user_id=user.id, name=user.name, session_id=session_id)
+        return SignedIn(access_token, refresh_token, session_id, user)

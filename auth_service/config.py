@@ -1,0 +1,49 @@
+"""Auth service settings, from the environment (see API.md's Configuration section)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+
+from shared.config import ServiceConfig
+
+
+class AuthConfig(ServiceConfig):
+    database_url: str = Field("sqlite:///var/auth.db",
+                              validation_alias=AliasChoices("AUTH_DATABASE_URL", "database_url"))
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "auth:"
+    signing_key_path: Path = Path("var/keys/signing.pem")
+    access_token_ttl: int = Field(3600, ge=5, le=86400)
+    refresh_token_ttl: int = Field(1209600, ge=60)
+    refresh_reuse_grace: int = Field(10, ge=0, le=300)
+    gateway_port: int = 8080
+    # Comma-separated origins allowed to call the cookie endpoints; empty means the gateway's own.
+    allowed_origins: str = ""
+    login_max_failures: int = Field(10, ge=1)
+    login_failure_window: int = Field(900, ge=1)
+    # argon2id cost; argon2-cffi's defaults (RFC 9106 low-memory profile) unless overridden.
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_cost: int = Field(65536, ge=8)
+    argon2_parallelism: int = Field(4, ge=1)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: str) -> str:
+        for origin in filter(None, (o.strip() for o in value.split(","))):
+            if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+                raise ValueError(f"{origin!r} is not an origin like https://example.com")
+        return value
+
+    @model_validator(mode="after")
+    def _key_exists_outside_development(self) -> "AuthConfig":
+        if self.app_env == "production" and not self.signing_key_path.exists():
+            raise ValueError(f"SIGNING_KEY_PATH {self.signing_key_path} does not exist")
+        return self
+
+    @property
+    def origins(self) -> frozenset[str]:
+        listed = {o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()}
+        return frozenset(listed or {f"http://localhost:{self.gateway_port}",
+                                    f"http://127.0.0.1:{self.gateway_port}"})

@@ -1,0 +1,117 @@
+"""Signing keys: generation, RFC 7638 `kid`s, the published JWKS, and rotation.
+
+Layout of the key directory (default `var/keys/`, never committed):
+- `signing.pem`: the private key auth signs with (mode 0600, read once at start-up);
+- `jwks.json`:   the public keys resource services trust: the current one and retired ones whose
+                 tokens may still be unexpired.
+
+    python -m auth_service keys init [--dir var/keys]             # create once, idempotent
+    python -m auth_service keys rotate [--dir var/keys] [--drop-old]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+# RS256 verifies fastest in PyJWT (bench/jwt_algorithms.py); verification runs on every API
+# call in every service, signing only once per login or refresh.
+SIGNING_ALGORITHM = "RS256"
+SIGNING_KEY_FILE = "signing.pem"
+JWKS_FILE = "jwks.json"
+
+
+def rfc7638_thumbprint(public_jwk: dict[str, Any]) -> str:
+    """The JWK thumbprint: SHA-256 over the required members, sorted, without whitespace."""
+    required = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+    members = {name: public_jwk[name] for name in required[public_jwk["kty"]]}
+    digest = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def public_jwk(private_key: rsa.RSAPrivateKey) -> dict[str, Any]:
+    """The public half of a key as a JWK with `kid`, `alg` and `use`."""
+    jwk = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    jwk = {"kty": jwk["kty"], "n": jwk["n"], "e": jwk["e"]}
+    return {**jwk, "kid": rfc7638_thumbprint(jwk), "alg": SIGNING_ALGORITHM, "use": "sig"}
+
+
+def load_private_key(path: Path) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError(f"{path} is not an RSA private key")
+    return key
+
+
+def read_jwks(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {"keys": []}
+
+
+def _write_private_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    tmp.replace(path)
+
+
+def _write_jwks(path: Path, keys: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"keys": keys}, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def init_keys(directory: Path) -> bool:
+    """Create a signing key and its JWKS when missing; return whether anything was created."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key_path, jwks_path = directory / SIGNING_KEY_FILE, directory / JWKS_FILE
+    created = False
+    if not key_path.exists():
+        _write_private_key(key_path, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        created = True
+    current = public_jwk(load_private_key(key_path))
+    published = read_jwks(jwks_path)["keys"]
+    if current["kid"] not in {k.get("kid") for k in published}:
+        _write_jwks(jwks_path, [current, *published])
+        created = True
+    return created
+
+
+def rotate_keys(directory: Path, *, drop_old: bool = False) -> str:
+    """Sign with a new key from now on; keep old public keys unless they are compromised."""
+    init_keys(directory)
+    jwks_path = directory / JWKS_FILE
+    new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    new_public = public_jwk(new_key)
+    retained = [] if drop_old else read_jwks(jwks_path)["keys"]
+    # Publish the new public key before signing with it, so verifiers can already fetch it.
+    _write_jwks(jwks_path, [new_public, *retained])
+    _write_private_key(directory / SIGNING_KEY_FILE, new_key)
+    return new_public["kid"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m auth_service keys", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["init", "rotate"])
+    parser.add_argument("--dir", type=Path, default=Path("var/keys"))
+    parser.add_argument("--drop-old", action="store_true", help="forget old public keys (key compromise)")
+    args = parser.parse_args(argv)
+    if args.command == "init":
+        created = init_keys(args.dir)
+        print(f"keys in {args.dir}: {'created' if created else 'already present'}")
+    else:
+        kid = rotate_keys(args.dir, drop_old=args.drop_old)
+        print(f"signing with new key {kid}; restart the auth service to use it")
+    return 0
+

@@ -1,0 +1,194 @@
+"""HTTP routes of the auth service: parse with the schemas, call `Accounts`, shape the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, make_response, request
+
+from auth_service.accounts import (Accounts, InvalidCredentials, SessionNotFound, SignedIn,
+                                   TooManyAttempts)
+from auth_service.config import AuthConfig
+from auth_service.schemas import (JsonWebKeySet, LoginRequest, SessionList, SessionPublic,
+                                  SignupRequest, TokenResponse, UserEnvelope, UserPublic)
+from auth_service.sessions import InvalidRefreshToken
+from auth_service.users import EmailTaken
+from shared.access_tokens import Caller, TokenError, require_caller
+from shared.openapi import operation
+from shared.problems import Problem, not_found
+
+REFRESH_COOKIE = "refresh_token"
+COOKIE_PATH = "/api/auth"
+
+bp = Blueprint("auth", __name__, url_prefix="/api/auth")
+well_known = Blueprint("well_known", __name__)
+
+
+def _accounts() -> Accounts:
+    return current_app.extensions["accounts"]
+
+
+def _config() -> AuthConfig:
+    return current_app.extensions["service_config"]
+
+
+def _token_response(signed_in: SignedIn, status: int = 200) -> Response:
+    body = TokenResponse(
+        access_token=signed_in.access_token, expires_in=_config().access_token_ttl,
+        user=UserPublic(id=signed_in.user.id, email=signed_in.user.email, name=signed_in.user.name),
+    )
+    response = make_response(jsonify(body.model_dump(mode="json")), status)
+    response.set_cookie(REFRESH_COOKIE, signed_in.refresh_token, max_age=_config().refresh_token_ttl,
+                        path=COOKIE_PATH, secure=True, httponly=True, samesite="Strict")
+    _no_store(response)
+    return response
+
+
+def _clear_cookie(response: Response) -> Response:
+    response.delete_cookie(REFRESH_COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="Strict")
+    return _no_store(response)
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _reject_cross_site() -> None:
+    """CSRF defence for the cookie endpoints: a foreign Origin or a cross-site fetch is refused."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.rstrip("/") not in _config().origins:
+        raise Problem(403, "csrf_rejected", "The request comes from an origin that is not allowed.",
+                      title="Forbidden")
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        raise Problem(403, "csrf_rejected", "Cross-site requests are not allowed.", title="Forbidden")
+
+
+def require_live_session(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Like `require_caller`, and the token's session must not have been revoked."""
+
+    @require_caller
+    @wraps(view)
+    def wrapper(*args: Any, caller: Caller, **kwargs: Any) -> Any:
+        if not _accounts().session_is_active(caller.id, caller.session_id):
+            raise TokenError("invalid_token", "The session of this token has ended")
+        return view(*args, caller=caller, **kwargs)
+
+    return wrapper
+
+
+@bp.errorhandler(InvalidCredentials)
+def _invalid_credentials(_exc: InvalidCredentials):
+    return Problem(401, "invalid_credentials", "The email or password is wrong.",
+                   title="Unauthorized").to_response()
+
+
+@bp.errorhandler(TooManyAttempts)
+def _too_many_attempts(exc: TooManyAttempts):
+    return Problem(429, "too_many_attempts", "Too many failed logins; try again later.",
+                   title="Too many attempts", headers={"Retry-After": str(exc.retry_after)}).to_response()
+
+
+@bp.errorhandler(InvalidRefreshToken)
+def _invalid_refresh_token(_exc: InvalidRefreshToken):
+    response = Problem(401, "invalid_refresh_token", "The session has ended; log in again.",
+                       title="Unauthorized").to_response()
+    return _clear_cookie(response)
+
+
+@bp.errorhandler(EmailTaken)
+def _email_taken(_exc: EmailTaken):
+    return Problem(409, "email_taken", "An account with this email already exists.",
+                   title="Conflict").to_response()
+
+
+@bp.errorhandler(SessionNotFound)
+def _session_not_found(_exc: SessionNotFound):
+    return not_found("No such session.").to_response()
+
+
+@bp.post("/signup")
+@operation("Create an account", body=SignupRequest, responses={201: UserEnvelope}, errors=(409,))
+def signup(body: SignupRequest):
+    user = _accounts().signup(email=body.email, password=body.password, name=body.name)
+    return UserEnvelope(user=UserPublic(id=user.id, email=user.email, name=user.name)), 201
+
+
+@bp.post("/login")
+@operation("Log in; sets the refresh_token cookie", body=LoginRequest, responses={200: TokenResponse},
+           errors=(401, 429))
+def login(body: LoginRequest):
+    signed_in = _accounts().login(email=body.email, password=body.password,
+                                  address=request.remote_addr or "unknown",
+                                  user_agent=request.headers.get("User-Agent", ""))
+    return _token_response(signed_in)
+
+
+@bp.post("/refresh")
+@operation("Exchange the refresh_token cookie for a new access token and cookie",
+           responses={200: TokenResponse}, errors=(401, 403))
+def refresh():
+    _reject_cross_site()
+    token = request.cookies.get(REFRESH_COOKIE)
+    if not token:
+        raise InvalidRefreshToken("missing")
+    return _token_response(_accounts().refresh(token))
+
+
+@bp.post("/logout")
+@operation("End this session and clear the cookie", responses={204: None}, errors=(403,))
+def logout():
+    _reject_cross_site()
+    token = request.cookies.get(REFRESH_COOKIE)
+    if token:
+        _accounts().logout(token)
+    return _clear_cookie(Response(status=204))
+
+
+@bp.post("/logout-all")
+@require_live_session
+@operation("End every session of the caller", responses={204: None})
+def logout_all(caller: Caller):
+    _accounts().logout_all(caller.id)
+    return _clear_cookie(Response(status=204))
+
+
+@bp.get("/sessions")
+@require_live_session
+@operation("List the caller's sessions", responses={200: SessionList})
+def list_sessions(caller: Caller):
+    sessions = _accounts().list_sessions(caller.id)
+    return SessionList(sessions=[
+        SessionPublic(id=s.id, created_at=s.created_at, last_used_at=s.last_used_at,
+                      user_agent=s.user_agent, current=s.id == caller.session_id)
+        for s in sessions
+    ])
+
+
+@bp.delete("/sessions/<session_id>")
+@require_live_session
+@operation("End one of the caller's sessions", responses={204: None})
+def revoke_session(session_id: str, caller: Caller):
+    _accounts().revoke_session(caller.id, session_id)
+    return None
+
+
+def _jwks() -> Response:
+    response = jsonify(current_app.extensions["token_issuer"].jwks)
+    # Short enough that a newly introduced key reaches verifiers quickly.
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/jwks.json")
+@operation("The public keys that verify access tokens", responses={200: JsonWebKeySet})
+def jwks():
+    return _jwks()
+
+
+@well_known.get("/.well-known/jwks.json")
+@operation("The public keys that verify access tokens", responses={200: JsonWebKeySet})
+def well_known_jwks():
+    return _jwks()

@@ -1,0 +1,56 @@
+"""Request and response bodies of the auth API; they validate input and generate /openapi.json."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, EmailStr, Field, PlainSerializer, StringConstraints
+
+# RFC 3339 in UTC with a Z, to the second: 2026-11-27T08:00:00Z
+Timestamp = Annotated[datetime, PlainSerializer(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+
+
+class SignupRequest(BaseModel):
+    email: Annotated[EmailStr, Field(max_length=254)]
+    password: Annotated[str, Field(min_length=8, max_length=128)]
+    name: Name
+
+
+class LoginRequest(BaseModel):
+    email: Annotated[str, Field(max_length=320)]
+    password: Annotated[str, Field(max_length=1024)]
+
+
+class UserPublic(BaseModel):
+    id: str
+    email: str
+    name: str
+
+
+class UserEnvelope(BaseModel):
+    user: UserPublic
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    user: UserPublic
+
+
+class SessionPublic(BaseModel):
+    id: str
+    created_at: Timestamp
+    last_used_at: Timestamp
+    user_agent: str
+    current: bool
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionPublic]
+
+
+class JsonWebKeySet(BaseModel):
+    keys: list[dict[str, str]]

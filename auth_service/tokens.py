@@ -1,0 +1,38 @@
+"""Access-token issuing: the only place that holds the private key."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from auth_service.keys import SIGNING_ALGORITHM, load_private_key, public_jwk, read_jwks
+from shared.access_tokens import ACCESS_TOKEN_TYPE
+
+
+class TokenIssuer:
+    """Sign access tokens with the current key, loaded once, and publish the JWKS."""
+
+    def __init__(self, signing_key_path: Path, jwks_path: Path | None, *, issuer: str, audience: str,
+                 ttl: int) -> None:
+        self._private_key = load_private_key(signing_key_path)  # parsing validates: ~40 ms, once
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = ttl
+        current = public_jwk(self._private_key)
+        self.kid = current["kid"]
+        # Publish the current key first, then retired keys whose tokens may still be valid.
+        others = [k for k in read_jwks(jwks_path)["keys"] if k.get("kid") != self.kid] if jwks_path else []
+        self.jwks: dict[str, Any] = {"keys": [current, *others]}
+
+    def issue(self, *, user_id: str, name: str, session_id: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer, "aud": self.audience, "sub": user_id, "exp": now + self.ttl,
+            "iat": now, "jti": secrets.token_urlsafe(16), "sid": session_id, "name": name,
+        }
+        return jwt.encode(claims, self._private_key, algorithm=SIGNING_ALGORITHM,
+                          headers={"typ": ACCESS_TOKEN_TYPE, "kid": self.kid})

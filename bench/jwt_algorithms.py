@@ -1,0 +1,55 @@
+"""Measure sign and verify cost of the asymmetric JWT algorithms the auth service could use.
+
+Run: make bench-jwt   (prints a Markdown table; median of several rounds)
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import datetime, timedelta, timezone
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+ROUNDS = 7
+OPERATIONS = 2000
+
+
+def _keys():
+    return {
+        "RS256": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "ES256": ec.generate_private_key(ec.SECP256R1()),
+        "EdDSA": ed25519.Ed25519PrivateKey.generate(),
+    }
+
+
+def _per_op_us(fn) -> float:
+    samples = []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        for _ in range(OPERATIONS):
+            fn()
+        samples.append((time.perf_counter() - start) / OPERATIONS * 1e6)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    now = datetime.now(timezone.utc)
+    claims = {
+        "iss": "http://localhost:8080", "aud": "silent-auth", "sub": "u" * 32, "sid": "s" * 32,
+        "jti": "j" * 32, "name": "Ada Lovelace", "iat": now, "exp": now + timedelta(hours=1),
+    }
+    print("| alg | sign µs | verify µs | verify share of 1 sign + 100 verifies |")
+    print("|---|---:|---:|---:|")
+    for alg, key in _keys().items():
+        public = key.public_key()
+        token = jwt.encode(claims, key, algorithm=alg, headers={"typ": "at+jwt", "kid": "k"})
+        sign = _per_op_us(lambda: jwt.encode(claims, key, algorithm=alg))
+        verify = _per_op_us(lambda: jwt.decode(token, public, algorithms=[alg], audience="silent-auth"))
+        total = sign + 100 * verify
+        print(f"| {alg} | {sign:,.0f} | {verify:,.0f} | {100 * verify / total:.0f}% of {total:,.0f} µs |")
+
+
+if __name__ == "__main__":
+    main()

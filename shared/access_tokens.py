@@ -1,0 +1,242 @@
+"""Access-token verification: one implementation for every service.
+
+Keys come from a JWKS (a file, a URL, or a dict), are parsed once, and are pinned to their own
+`alg`. Verified tokens are remembered until they expire, so a client that sends the same token
+on every call pays for the signature check once; `exp` is still checked on every hit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import jwt
+from flask import current_app, g, request
+
+from shared.problems import Problem
+
+log = logging.getLogger("shared.access_tokens")
+
+ACCESS_TOKEN_TYPE = "at+jwt"
+# Asymmetric algorithms only: an HS* or `none` key in a JWKS is ignored, never trusted.
+ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                                   "ES256", "ES384", "ES512", "EdDSA"})
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti", "sid")
+# Headers that point at other keys; our issuer never sets them, so a token carrying one is forged.
+FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+MAX_TOKEN_LENGTH = 8192
+_KID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+class TokenError(Problem):
+    """A 401 with the RFC 6750 challenge that API.md prescribes."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        challenge = 'Bearer realm="api"'
+        if code != "token_missing":
+            challenge += f', error="invalid_token", error_description="{detail}"'
+        super().__init__(401, code, detail, title="Unauthorized", headers={"WWW-Authenticate": challenge})
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who made the request, as the access token says."""
+
+    id: str
+    name: str
+    session_id: str
+    token_id: str
+    expires_at: int
+
+
+class JwksKeys:
+    """Public verification keys by `kid`, from a JWKS file and/or URL, refreshed with a cooldown."""
+
+    def __init__(
+        self,
+        *,
+        path: Path | None = None,
+        url: str | None = None,
+        jwks: dict[str, Any] | None = None,
+        refetch_cooldown: float = 30.0,
+        fetch_timeout: float = 2.0,
+    ) -> None:
+        self.path = path
+        self.url = url
+        self.refetch_cooldown = refetch_cooldown
+        self.fetch_timeout = fetch_timeout
+        self.fetch_count = 0
+        self._keys: dict[str, tuple[str, Any]] = {}
+        self._last_reload = float("-inf")
+        self._reload_lock = threading.Lock()
+        if jwks is not None:
+            self._keys = self.parse(jwks)
+        self.reload()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def get(self, kid: str) -> tuple[str, Any] | None:
+        """Return (alg, key) for `kid`, reloading at most once per cooldown when it is unknown."""
+        found = self._keys.get(kid)
+        if found is None and time.monotonic() - self._last_reload >= self.refetch_cooldown:
+            self.reload()
+            found = self._keys.get(kid)
+        return found
+
+    def reload(self) -> None:
+        """Re-read the file and the URL; keys that cannot be fetched now stay as they were."""
+        if not self._reload_lock.acquire(blocking=False):
+            return  # another thread is already reloading
+        try:
+            self._last_reload = time.monotonic()
+            fresh: dict[str, tuple[str, Any]] = {}
+            for source, load in (("file", self._read_file), ("url", self._fetch_url)):
+                try:
+                    document = load()
+                except (OSError, ValueError) as exc:
+                    log.warning("JWKS %s unavailable: %s", source, exc)
+                    continue
+                if document is not None:
+                    fresh.update(self.parse(document))
+            if fresh:
+                # Keep keys we knew: an old key may still sign unexpired tokens after a rotation.
+                self._keys = {**self._keys, **fresh}
+        finally:
+            self._reload_lock.release()
+
+    def _read_file(self) -> dict[str, Any] | None:
+        if self.path is None or not self.path.exists():
+            return None
+        return json.loads(self.path.read_text())
+
+    def _fetch_url(self) -> dict[str, Any] | None:
+        if not self.url:
+            return None
+        self.fetch_count += 1
+        with urllib.request.urlopen(self.url, timeout=self.fetch_timeout) as response:  # noqa: S310
+            return json.loads(response.read(1024 * 1024))
+
+    @staticmethod
+    def parse(jwks: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+        """Turn a JWKS document into {kid: (alg, key object)}, skipping unusable keys."""
+        keys: dict[str, tuple[str, Any]] = {}
+        for jwk in jwks.get("keys", []) if isinstance(jwks, dict) else []:
+            if not isinstance(jwk, dict):
+                continue
+            kid, alg = jwk.get("kid"), jwk.get("alg")
+            if not isinstance(kid, str) or alg not in ASYMMETRIC_ALGORITHMS or jwk.get("use", "sig") != "sig":
+                continue
+            try:
+                keys[kid] = (alg, jwt.PyJWK(jwk, algorithm=alg).key)
+            except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
+                log.warning("skipping JWKS key %s: %s", kid, exc)
+        return keys
+
+
+class AccessTokenVerifier:
+    """Verify access tokens against pinned keys and claims; remember the good ones until `exp`."""
+
+    def __init__(self, keys: JwksKeys, *, issuer: str, audience: str, leeway: int = 5,
+                 cache_size: int = 10_000) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+        self.cache_size = cache_size
+        self._verified: dict[str, Caller] = {}
+
+    def verify(self, token: str) -> Caller:
+        caller = self._verified.get(token)
+        if caller is None:
+            caller = self._verify_signature_and_claims(token)
+            if len(self._verified) >= self.cache_size:
+                # Drop the oldest entry; dicts keep insertion order, and a pop is atomic under the GIL.
+                self._verified.pop(next(iter(self._verified), None), None)
+            self._verified[token] = caller
+        if time.time() > caller.expires_at + self.leeway:
+            self._verified.pop(token, None)
+            raise TokenError("token_expired", "The access token expired")
+        return caller
+
+    def _verify_signature_and_claims(self, token: str) -> Caller:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenError("invalid_token", "The access token is too long")
+        header = _unverified_header(token)
+        if header.get("typ") != ACCESS_TOKEN_TYPE:
+            raise TokenError("invalid_token", "The token is not an access token")
+        if FORBIDDEN_HEADERS.intersection(header):
+            raise TokenError("invalid_token", "The token header is not accepted")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not _KID.fullmatch(kid):
+            raise TokenError("invalid_token", "The token has no valid key id")
+        found = self.keys.get(kid)
+        if found is None:
+            raise TokenError("invalid_token", "The token was signed by an unknown key")
+        alg, key = found
+        if header.get("alg") != alg:
+            raise TokenError("invalid_token", "The token algorithm does not match its key")
+        try:
+            claims = jwt.decode(
+                token, key, algorithms=[alg], audience=self.audience, issuer=self.issuer,
+                leeway=self.leeway, options={"require": list(REQUIRED_CLAIMS), "verify_exp": False},
+            )
+        except jwt.PyJWTError:
+            raise TokenError("invalid_token", "The access token is invalid") from None
+        # `exp` is checked by verify() on every call, cached or not, so expiry is always exact.
+        sub, sid, jti, name, exp = (claims.get(k) for k in ("sub", "sid", "jti", "name", "exp"))
+        if not all(isinstance(v, str) and v for v in (sub, sid, jti)) or not isinstance(exp, int):
+            raise TokenError("invalid_token", "The access token claims are malformed")
+        return Caller(id=sub, name=name if isinstance(name, str) else "", session_id=sid,
+                      token_id=jti, expires_at=exp)
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise TokenError("invalid_token", "The access token is malformed") from None
+    if not isinstance(header, dict):
+        raise TokenError("invalid_token", "The access token is malformed")
+    return header
+
+
+def bearer_token() -> str:
+    """Return the Bearer token of the current request, or raise token_missing."""
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise TokenError("token_missing", "An access token is required")
+    token = token.strip()
+    if not token:
+        raise TokenError("invalid_token", "The access token is empty")
+    return token
+
+
+def authenticate() -> Caller:
+    """Verify the current request's Bearer token with the app's verifier and remember the caller."""
+    verifier: AccessTokenVerifier = current_app.extensions["access_token_verifier"]
+    g.caller = verifier.verify(bearer_token())
+    return g.caller
+
+
+def require_caller(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a view so it runs only for a valid access token and receives `caller`."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return view(*args, caller=authenticate(), **kwargs)
+
+    wrapper.requires_caller = True  # type: ignore[attr-defined]  # read by the OpenAPI builder
+    return wrapper

@@ -1,0 +1,62 @@
+"""Wire a Flask app the same way in every service: errors, request log, limits, health, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from flask import Flask, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from shared.config import ServiceConfig
+from shared.openapi import openapi_document
+from shared.problems import Problem, register_error_handlers
+from shared.request_log import configure_logging, install_request_log
+
+# A readiness check returns None when its dependency is usable, else a short reason.
+ReadinessCheck = Callable[[], str | None]
+
+
+def create_service_app(
+    service: str,
+    config: ServiceConfig,
+    *,
+    readiness_checks: Mapping[str, ReadinessCheck],
+    unavailable_errors: Iterable[type[BaseException]] = (),
+) -> Flask:
+    """Return a Flask app with the infrastructure every service has; the caller adds blueprints."""
+    configure_logging(service, config.log_level)
+    app = Flask(service)
+    app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False,
+                      TRAP_HTTP_EXCEPTIONS=False)
+    app.json.sort_keys = False
+    app.json.compact = True
+    app.extensions["service_config"] = config
+    if config.trusted_proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxy_hops)  # type: ignore[method-assign]
+    install_request_log(app)
+    register_error_handlers(app, unavailable_errors=unavailable_errors)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok", service=service)
+
+    @app.get("/readyz")
+    def readyz():
+        failures = {}
+        for name, check in readiness_checks.items():
+            try:
+                reason = check()
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+                reason = f"{type(exc).__name__}"
+            if reason:
+                failures[name] = reason
+        if failures:
+            raise Problem(503, "unavailable", "Not ready: " + ", ".join(sorted(failures)),
+                          title="Service unavailable", extra={"checks": failures})
+        return jsonify(status="ready", service=service, checks={name: "ok" for name in readiness_checks})
+
+    @app.get("/openapi.json")
+    def openapi():
+        return jsonify(openapi_document(app, title=f"{service} API"))
+
+    return app

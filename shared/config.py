@@ -1,0 +1,47 @@
+"""Typed configuration read from the environment once, failing fast with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable service."""
+
+
+class ServiceConfig(BaseSettings):
+    """Settings every service shares; each service subclasses it with its own fields.
+
+    Field names are the environment variable names (case-insensitive). Tests build configs
+    directly, e.g. `AuthConfig(database_url=...)`, instead of changing the environment.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    app_env: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    jwt_issuer: str = "http://localhost:8080"
+    jwt_audience: str = "silent-auth"
+    jwt_leeway: int = Field(5, ge=0, le=300)
+    # Where resource services find the public keys: the file works while auth is down, the URL
+    # brings keys introduced later.
+    jwks_path: Path | None = Path("var/keys/jwks.json")
+    jwks_url: str | None = None
+    jwks_refetch_cooldown: float = Field(30.0, ge=0)
+    # How many proxies in front of the service append to X-Forwarded-For (1 behind the gateway).
+    trusted_proxy_hops: int = Field(0, ge=0, le=5)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+
+    @classmethod
+    def from_env(cls) -> Self:
+        try:
+            return cls()  # pydantic-settings reads the environment here, and only here
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigError(f"{cls.__name__}: invalid environment: {problems}") from None

@@ -1,0 +1,67 @@
+"""SQLAlchemy engines with sane defaults for SQLite files and PostgreSQL, and schema creation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+# Errors that mean "the database is not reachable now": answered with 503, not 500.
+DATABASE_UNAVAILABLE_ERRORS = (OperationalError,)
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and use the psycopg 3 driver for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def create_database_engine(url: str) -> Engine:
+    """Create an engine whose connections fail fast instead of hanging when the database is gone."""
+    url = normalize_database_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 5, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:
+            # WAL lets readers and one writer from several gunicorn workers work side by side.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=2, pool_recycle=1800,
+        connect_args={"connect_timeout": 2},
+    )
+
+
+def create_schema(engine: Engine, metadata: MetaData) -> None:
+    """Create missing tables; safe when several worker processes start at once."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            # One creator at a time across processes; the lock ends with the transaction.
+            connection.execute(text("SELECT pg_advisory_xact_lock(7262025)"))
+            metadata.create_all(connection)
+        return
+    try:
+        metadata.create_all(engine)
+    except OperationalError as exc:
+        if "already exists" not in str(exc):
+            raise
+        metadata.create_all(engine)  # another worker won the race; now every table is there
+
+
+def ping(engine: Engine) -> None:
+    """Run a trivial query, raising when the database is unreachable."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
