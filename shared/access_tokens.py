@@ -24,6 +24,7 @@ from typing import Any
 import jwt
 from flask import current_app, g, request
 
+from shared.config import ServiceConfig
 from shared.problems import Problem
 
 log = logging.getLogger("shared.access_tokens")
@@ -156,6 +157,12 @@ class AccessTokenVerifier:
         self.leeway = leeway
         self.cache_size = cache_size
         self._verified: dict[str, Caller] = {}
+
+    @classmethod
+    def from_config(cls, config: ServiceConfig) -> "AccessTokenVerifier":
+        """The verifier a resource service uses: keys from its JWKS file and/or URL."""
+        keys = JwksKeys(path=config.jwks_path, url=config.jwks_url, refetch_cooldown=config.jwks_refetch_cooldown)
+        return cls(keys, issuer=config.jwt_issuer, audience=config.jwt_audience, leeway=config.jwt_leeway)
 
     def verify(self, token: str) -> Caller:
         caller = self._verified.get(token)

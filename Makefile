@@ -1,0 +1,38 @@
+# The verbs of the project; the work lives in scripts/ and the services' code.
+PYTHON_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHON := $(PY)
+
+.PHONY: install keys run test test-auth test-shared test-profile test-board bench bench-jwt lock clean
+
+install: $(VENV)/.installed            ## virtual environment with the locked dependencies
+$(VENV)/.installed: requirements.lock
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+	touch $@
+
+keys: install                          ## development signing key and JWKS under var/keys/
+	$(PY) -m auth_service keys init --dir var/keys
+
+test: install                          ## every test, against real Redis, SQLite and PostgreSQL
+	scripts/ensure-test-services.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-auth: install                     ## one folder of tests (also test-shared, -profile, -board)
+	scripts/ensure-test-services.sh && $(PY) -m pytest tests/auth_service $(PYTEST_ARGS)
+test-shared: install
+	scripts/ensure-test-services.sh && $(PY) -m pytest tests/shared $(PYTEST_ARGS)
+test-profile: install
+	scripts/ensure-test-services.sh && $(PY) -m pytest tests/profile_service $(PYTEST_ARGS)
+test-board: install
+	scripts/ensure-test-services.sh && $(PY) -m pytest tests/board_service $(PYTEST_ARGS)
+
+bench-jwt: install                     ## sign/verify cost of the candidate JWT algorithms
+	$(PY) bench/jwt_algorithms.py
+
+lock:                                  ## re-resolve pyproject.toml into requirements.lock
+	$(PY) -m pip install -q uv && $(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""Fixtures' building blocks: real Redis and PostgreSQL, real keys, real processes."""

@@ -1,0 +1,67 @@
+"""Run a service the way production does: a real gunicorn process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.support.backends import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+class ServiceProcess:
+    """`gunicorn '<package>:create_app()'` with the given environment; stopped with SIGTERM."""
+
+    def __init__(self, package: str, env: dict[str, str], log_dir: Path, *, workers: int = 2,
+                 port: int | None = None) -> None:
+        self.package = package
+        self.env = env
+        self.workers = workers
+        self.port = port or free_port()
+        self.log_path = log_dir / f"{package}-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20) -> "ServiceProcess":
+        env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(GUNICORN), "--workers", str(self.workers), "--bind", f"127.0.0.1:{self.port}",
+             "--graceful-timeout", "5", f"{self.package}:create_app()"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.package} exited:\n{self.log()}")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).ok:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.package} did not become healthy:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
