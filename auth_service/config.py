@@ -15,8 +15,8 @@ class AuthConfig(ServiceConfig):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "auth:"
     signing_key_path: Path = Path("var/keys/signing.pem")
-    access_token_ttl: int = Field(3600, ge=5, le=86400)
-    refresh_token_ttl: int = Field(1209600, ge=60)
+    access_token_ttl: int = Field(3600, ge=1, le=86400)
+    refresh_token_ttl: int = Field(1209600, ge=1)
     refresh_reuse_grace: int = Field(10, ge=0, le=300)
     gateway_port: int = 8080
     # Comma-separated origins allowed to call the cookie endpoints; empty means the gateway's own.

@@ -1,0 +1,12 @@
+"""Board service settings, from the environment (see API.md's Configuration section)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+
+from shared.config import ServiceConfig
+
+
+class BoardConfig(ServiceConfig):
+    database_url: str = Field("sqlite:///var/board.db",
+                              validation_alias=AliasChoices("BOARD_DATABASE_URL", "database_url"))

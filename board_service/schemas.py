@@ -1,0 +1,67 @@
+"""Request and response bodies of the board API; they validate input and generate /openapi.json."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, Field, PlainSerializer, StringConstraints, field_validator
+
+# RFC 3339 in UTC with a Z, to the second: 2026-11-27T08:00:00Z
+Timestamp = Annotated[datetime, PlainSerializer(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str)]
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refusing it here keeps both databases alike and avoids a 500.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                  AfterValidator(_no_nul)]
+# Content keeps its whitespace: leading spaces and blank lines are part of how a post reads.
+Content = Annotated[str, StringConstraints(min_length=1, max_length=20000), AfterValidator(_no_nul)]
+
+
+class BoardListQuery(BaseModel):
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=200, description="next_cursor of the previous page")
+
+
+class BoardCreate(BaseModel):
+    title: Title
+    content: Content
+
+
+class BoardUpdate(BaseModel):
+    title: Title | None = None
+    content: Content | None = None
+
+    @field_validator("title", "content", mode="before")
+    @classmethod
+    def _omitted_not_null(cls, value: Any) -> Any:
+        # Leaving a field out keeps it; an explicit null is a mistake, not a way to erase it.
+        # (Validators do not run on defaults, so only a sent null gets here.)
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+
+class AuthorPublic(BaseModel):
+    id: str
+    name: str
+
+
+class BoardPublic(BaseModel):
+    id: str
+    title: str
+    content: str
+    author: AuthorPublic
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class BoardPage(BaseModel):
+    items: list[BoardPublic]
+    next_cursor: str | None

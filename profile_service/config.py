@@ -1,0 +1,12 @@
+"""Profile service settings, from the environment (see API.md's Configuration section)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+
+from shared.config import ServiceConfig
+
+
+class ProfileConfig(ServiceConfig):
+    database_url: str = Field("sqlite:///var/profile.db",
+                              validation_alias=AliasChoices("PROFILE_DATABASE_URL", "database_url"))

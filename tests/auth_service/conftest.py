@@ -1,0 +1,94 @@
+"""Fixtures for the auth service: an app on a real Redis and a real database, and a client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from auth_service import create_app
+from auth_service.config import AuthConfig
+
+PASSWORD = "correct horse battery"
+# Cheap argon2id so tests stay fast; production uses argon2-cffi's defaults.
+CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 1024, "argon2_parallelism": 1}
+
+
+@pytest.fixture
+def make_config(database_url: str, redis_url: str, keys_dir: Path) -> Callable[..., AuthConfig]:
+    def make(**overrides: object) -> AuthConfig:
+        settings = {"app_env": "test", "database_url": database_url, "redis_url": redis_url,
+                    "signing_key_path": keys_dir / "signing.pem", "jwks_path": keys_dir / "jwks.json",
+                    **CHEAP_ARGON2, **overrides}
+        return AuthConfig(**settings)
+
+    return make
+
+
+@pytest.fixture
+def make_app(make_config: Callable[..., AuthConfig]) -> Callable[..., Flask]:
+    created: list[Flask] = []
+
+    def make(**overrides: object) -> Flask:
+        app = create_app(make_config(**overrides))
+        created.append(app)
+        return app
+
+    yield make
+    for app in created:
+        app.extensions["engine"].dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+class AuthActions:
+    """Sign up and log in through the HTTP interface, as a browser would."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self.counter = 0
+
+    def signup(self, email: str | None = None, password: str = PASSWORD, name: str = "Ada Lovelace"):
+        self.counter += 1
+        email = email or f"user{self.counter}@example.com"
+        response = self.client.post("/api/auth/signup", json={"email": email, "password": password, "name": name})
+        assert response.status_code == 201, response.json
+        return response.json["user"]
+
+    def login(self, email: str, password: str = PASSWORD, **kwargs):
+        return self.client.post("/api/auth/login", json={"email": email, "password": password}, **kwargs)
+
+    def signup_and_login(self, **kwargs) -> tuple[dict, str]:
+        """Return the user and its access token; the refresh cookie lands in the client's jar."""
+        user = self.signup(**kwargs)
+        response = self.login(user["email"])
+        assert response.status_code == 200, response.json
+        return user, response.json["access_token"]
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
+
+
+def refresh_cookie(response) -> str | None:
+    """The refresh_token value a response sets ('' when it clears the cookie)."""
+    for header in response.headers.getlist("Set-Cookie"):
+        if header.startswith("refresh_token="):
+            return header.split(";", 1)[0].split("=", 1)[1]
+    return None
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

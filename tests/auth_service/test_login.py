@@ -1,0 +1,120 @@
+"""POST /api/auth/login: tokens, the cookie, indistinguishable failures, throttling, rehashing."""
+
+import pytest
+
+from auth_service.users import UserStore
+from tests.auth_service.conftest import PASSWORD, refresh_cookie
+
+
+def test_login_returns_a_token_response(auth):
+    user = auth.signup(email="ada@example.com")
+    response = auth.login("ADA@example.com")
+    assert response.status_code == 200
+    body = response.json
+    assert set(body) == {"access_token", "token_type", "expires_in", "user"}
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 3600
+    assert body["user"] == user
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_refresh_cookie_has_exactly_the_contract_attributes(auth):
+    user = auth.signup()
+    response = auth.login(user["email"])
+    [header] = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("refresh_token=")]
+    attributes = {part.strip().split("=", 1)[0].lower(): part.strip().partition("=")[2]
+                  for part in header.split(";")[1:]}
+    assert attributes["httponly"] == "" and attributes["secure"] == ""
+    assert attributes["samesite"] == "Strict"
+    assert attributes["path"] == "/api/auth"
+    assert attributes["max-age"] == "1209600"
+    token = refresh_cookie(response)
+    assert len(token) >= 43 + 33  # session id, a dot and 256 random bits
+    assert token not in response.get_data(as_text=True)
+
+
+def test_refresh_token_is_stored_only_as_a_hash(app, auth):
+    user = auth.signup()
+    token = refresh_cookie(auth.login(user["email"]))
+    secret = token.split(".", 1)[1]
+    redis = app.extensions["redis"]
+    dump = b"".join(
+        b"".join(f"{k}={v}".encode() for k, v in redis.hgetall(key).items()) if redis.type(key) == b"hash" else key
+        for key in redis.keys("*")
+    )
+    assert secret.encode() not in dump and token.encode() not in dump
+
+
+def test_unknown_email_and_wrong_password_look_the_same(auth):
+    user = auth.signup()
+    wrong_password = auth.login(user["email"], password="not the password")
+    unknown_email = auth.login("nobody@example.com")
+    assert wrong_password.status_code == unknown_email.status_code == 401
+    assert wrong_password.json == unknown_email.json
+    assert wrong_password.json["code"] == "invalid_credentials"
+    assert refresh_cookie(wrong_password) is None
+
+
+def test_login_with_missing_fields_is_a_validation_error(client):
+    response = client.post("/api/auth/login", json={"email": "a@example.com"})
+    assert response.status_code == 400
+    assert response.json["code"] == "validation_error"
+    assert response.json["errors"][0]["field"] == "password"
+
+
+def test_repeated_failures_are_throttled_per_account_and_address(make_app):
+    app = make_app(login_max_failures=3, login_failure_window=60)
+    client = app.test_client()
+    client.post("/api/auth/signup", json={"email": "victim@example.com", "password": PASSWORD, "name": "V"})
+    client.post("/api/auth/signup", json={"email": "other@example.com", "password": PASSWORD, "name": "O"})
+    for _ in range(3):
+        assert client.post("/api/auth/login", json={"email": "victim@example.com", "password": "wrong-pass"}
+                           ).status_code == 401
+    throttled = client.post("/api/auth/login", json={"email": "victim@example.com", "password": PASSWORD})
+    assert throttled.status_code == 429
+    assert throttled.json["code"] == "too_many_attempts"
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 60
+    # Another account from the same address is unaffected, and so is this account from elsewhere.
+    assert client.post("/api/auth/login", json={"email": "other@example.com", "password": PASSWORD}
+                       ).status_code == 200
+    elsewhere = client.post("/api/auth/login", json={"email": "victim@example.com", "password": PASSWORD},
+                            environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert elsewhere.status_code == 200
+
+
+def test_unknown_emails_are_throttled_too(make_app):
+    client = make_app(login_max_failures=2).test_client()
+    statuses = [client.post("/api/auth/login", json={"email": "ghost@example.com", "password": "whatever1"}
+                            ).status_code for _ in range(3)]
+    assert statuses == [401, 401, 429]
+
+
+def test_success_clears_the_failure_count(make_app):
+    client = make_app(login_max_failures=2).test_client()
+    client.post("/api/auth/signup", json={"email": "c@example.com", "password": PASSWORD, "name": "C"})
+    for _ in range(2):
+        client.post("/api/auth/login", json={"email": "c@example.com", "password": "wrong-pass"})
+        assert client.post("/api/auth/login", json={"email": "c@example.com", "password": PASSWORD}
+                           ).status_code == 200
+
+
+def test_password_is_rehashed_when_parameters_change(make_app):
+    old = make_app(argon2_time_cost=1)
+    old.test_client().post("/api/auth/signup", json={"email": "r@example.com", "password": PASSWORD, "name": "R"})
+    store: UserStore = old.extensions["accounts"].users
+    assert "t=1" in store.find_by_email("r@example.com").password_hash
+
+    new = make_app(argon2_time_cost=2)
+    assert new.test_client().post("/api/auth/login", json={"email": "r@example.com", "password": PASSWORD}
+                                  ).status_code == 200
+    assert "t=2" in store.find_by_email("r@example.com").password_hash
+    # The new hash still verifies.
+    assert new.test_client().post("/api/auth/login", json={"email": "r@example.com", "password": PASSWORD}
+                                  ).status_code == 200
+
+
+@pytest.mark.parametrize("password", ["ünïcödé-pässwörd", "emoji 🔐🔐🔐🔐", "   spaces   "])
+def test_any_unicode_password_round_trips(auth, password):
+    user = auth.signup(password=password)
+    assert auth.login(user["email"], password=password).status_code == 200
+
