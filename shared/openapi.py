@@ -124,9 +124,8 @@ def openapi_document(app: Flask, title: str, version: str = "1.0.0") -> dict[str
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             collected.append((_FLASK_PATH_PARAM.sub(r"{\1}", rule.rule), method.lower(), rule, spec))
-            for model in (spec.body, spec.query, *spec.responses.values()):
-                if model is not None:
-                    models.append((model, "validation" if model in (spec.body, spec.query) else "serialization"))
+            models += [(m, "validation") for m in (spec.body, spec.query) if m is not None]
+            models += [(m, "serialization") for m in spec.responses.values() if m is not None]
     keyed, definitions = models_json_schema(list(dict.fromkeys(models)), ref_template=_REF_TEMPLATE)
 
     for path, method, rule, spec in collected:

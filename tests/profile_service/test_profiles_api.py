@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask.testing import FlaskClient
 
+from profile_service import create_app
+from profile_service.config import ProfileConfig
 from tests.support.tokens import TokenFactory
 
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -34,7 +38,8 @@ def test_first_access_creates_the_profile_from_the_token(client: FlaskClient, to
     assert list(body) == ["user_id", "name", "bio", "created_at", "updated_at"]
     assert (body["user_id"], body["name"], body["bio"]) == ("user-1", "Ada Lovelace", "")
     assert RFC3339_UTC.fullmatch(body["created_at"]) and body["created_at"] == body["updated_at"]
-    assert abs(time.mktime(time.strptime(body["created_at"], "%Y-%m-%dT%H:%M:%SZ")) - time.mktime(time.gmtime())) < 60
+    created = datetime.strptime(body["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 60
 
 
 def test_second_access_returns_the_same_profile(client: FlaskClient, tokens: TokenFactory) -> None:
@@ -242,10 +247,7 @@ def test_health_and_readiness(client: FlaskClient) -> None:
     assert ready.get_json()["checks"] == {"database": "ok", "keys": "ok"}
 
 
-def test_not_ready_without_public_keys(database_url: str, tmp_path) -> None:
-    from profile_service import create_app
-    from profile_service.config import ProfileConfig
-
+def test_not_ready_without_public_keys(database_url: str, tmp_path: Path) -> None:
     app = create_app(ProfileConfig(database_url=database_url, jwks_path=tmp_path / "missing.json",
                                    app_env="test"))
     try:
