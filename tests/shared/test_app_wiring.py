@@ -96,7 +96,9 @@ def test_openapi_lists_query_parameters_and_bodies(app):
     assert "/crash" not in document["paths"]  # only documented operations are listed
 
 
-def test_every_request_logs_one_json_line_with_its_id(app, capsys):
+def test_every_request_logs_one_json_line_with_its_id(capsys):
+    logging.getLogger().handlers.clear()  # bind the JSON handler to this test's captured stderr
+    app = create_service_app("wiring_test", ServiceConfig(jwks_path=None), readiness_checks={})
     app.test_client().get("/healthz", headers={"X-Request-ID": "req-42"})
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     [entry] = [line for line in lines if line.get("request_id") == "req-42"]
