@@ -12,6 +12,9 @@ $(VENV)/.installed: requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
 	touch $@
 
+run:                                   ## the whole stack on http://localhost:$${GATEWAY_PORT:-8080}
+	scripts/run.sh
+
 keys: install                          ## development signing key and JWKS under var/keys/
 	$(PY) -m auth_service keys init --dir var/keys
 

@@ -1,0 +1,18 @@
+"""gunicorn settings shared by the three services (`gunicorn -c gunicorn.conf.py 'pkg:create_app()'`).
+
+Worker model: see bench/README and the closing notes; override with WEB_CONCURRENCY, GUNICORN_THREADS.
+"""
+
+import os
+
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread" if threads > 1 else "sync"
+# The gateway keeps upstream connections open; keep them a little longer than nginx does.
+keepalive = 75
+timeout = 30
+graceful_timeout = 10
+# Each service writes its own JSON access line with the request id; gunicorn's would repeat it.
+accesslog = None
+errorlog = "-"
+loglevel = "warning"
