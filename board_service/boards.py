@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (Column, Connection, DateTime, Engine, Index, MetaData, String, Table, Text, and_,
-                        delete, insert, or_, select, update)
+from sqlalchemy import (Column, Connection, DateTime, Engine, Index, MetaData, Row, String, Table, Text,
+                        and_, delete, insert, or_, select, update)
 
 from shared.database import create_schema
 
@@ -103,7 +103,7 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def _board(row: Any) -> Board:
+def _board(row: Row) -> Board:
     values = dict(row._mapping)
     values["created_at"] = _utc(values["created_at"])
     values["updated_at"] = _utc(values["updated_at"])

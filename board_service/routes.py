@@ -41,8 +41,8 @@ def _not_author(_exc: NotAuthor):
 
 @bp.errorhandler(InvalidCursor)
 def _invalid_cursor(_exc: InvalidCursor):
-    return validation_error([{"field": "cursor",
-                              "message": "Not a cursor from this service; use next_cursor as given"}]).to_response()
+    error = {"field": "cursor", "message": "Not a cursor from this service; pass next_cursor back as given"}
+    return validation_error([error]).to_response()
 
 
 @bp.get("")
