@@ -1,0 +1,121 @@
+"""The whole stack started the `make run` way (scripts/run.sh), on fresh ports and a temp var/."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from tests.support.backends import free_port
+from tests.support.processes import REPO
+
+SERVICES = ("auth", "profile", "board")
+
+
+class Stack:
+    def __init__(self, var_dir: Path, **env: str) -> None:
+        self.var_dir = var_dir
+        self.ports = {name: free_port() for name in ("gateway", *SERVICES, "redis")}
+        self.env = {
+            **os.environ,
+            "VAR_DIR": str(var_dir),
+            **{f"{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
+            # Cheap password hashing keeps the suite quick; the parameters are covered elsewhere.
+            "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "1024", "ARGON2_PARALLELISM": "1",
+            "WEB_CONCURRENCY": "2",
+            **env,
+        }
+        self.log_path = var_dir / "stack.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    def service_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def start(self, timeout: float = 60) -> "Stack":
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [str(REPO / "scripts" / "run.sh")], cwd=REPO, env=self.env, start_new_session=True,
+            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the stack exited:\n{self.log()}")
+            if "the stack is up" in self.log():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the stack did not come up:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_lines(self, marker: str, *components: str, timeout: float = 5) -> list[str]:
+        """Lines mentioning `marker`, waiting until each component has logged one (honcho relays)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [line for line in self.log().splitlines() if marker in line]
+            if all(any(f"{c}.1" in line for line in lines) for c in components) or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.1)
+
+
+class GatewayProcess:
+    """nginx from the same template as `make run`, in front of upstreams the test controls."""
+
+    def __init__(self, var_dir: Path, upstreams: dict[str, int]) -> None:
+        from scripts.run_stack import main_nginx_config, render_gateway_config
+
+        self.port = free_port()
+        directory = var_dir / "gateway"
+        directory.mkdir(parents=True, exist_ok=True)
+        server_config = directory / "gateway.conf"
+        server_config.write_text(render_gateway_config({
+            "GATEWAY_PORT": str(self.port),
+            **{f"{name.upper()}_UPSTREAM": f"127.0.0.1:{port}" for name, port in upstreams.items()},
+            "WEB_ROOT": str(REPO / "gateway" / "web"),
+        }))
+        self.config = directory / "nginx.conf"
+        self.config.write_text(main_nginx_config(var_dir, server_config))
+        self.prefix = directory
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "GatewayProcess":
+        self.process = subprocess.Popen(
+            ["nginx", "-c", str(self.config), "-p", str(self.prefix), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=0.5).ok:
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # graceful shutdown
+            self.process.wait(10)
