@@ -7,9 +7,9 @@ export PYTHON := $(PY)
 .PHONY: install keys run test test-auth test-shared test-profile test-board bench bench-jwt lock clean
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
-$(VENV)/.installed: requirements.lock
+$(VENV)/.installed: requirements-dev.lock
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	touch $@
 
 run:                                   ## the whole stack on http://localhost:$${GATEWAY_PORT:-8080}
@@ -34,8 +34,10 @@ test-board: install
 bench-jwt: install                     ## sign/verify cost of the candidate JWT algorithms
 	$(PY) bench/jwt_algorithms.py
 
-lock:                                  ## re-resolve pyproject.toml into requirements.lock
-	$(PY) -m pip install -q uv && $(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes -o requirements.lock
+lock:                                  ## re-resolve pyproject.toml: runtime lock (images) and dev lock
+	$(PY) -m pip install -q uv
+	$(VENV)/bin/uv pip compile -q pyproject.toml --generate-hashes -o requirements.lock
+	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --generate-hashes -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache

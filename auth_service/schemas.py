@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, EmailStr, Field, PlainSerializer, StringConstraints
+from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
-# RFC 3339 in UTC with a Z, to the second: 2026-11-27T08:00:00Z
-Timestamp = Annotated[datetime, PlainSerializer(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+from shared.schema_types import SINGLE_LINE, Timestamp
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), SINGLE_LINE]
 
 
 class SignupRequest(BaseModel):
@@ -19,7 +18,7 @@ class SignupRequest(BaseModel):
 
 
 class LoginRequest(BaseModel):
-    email: Annotated[str, Field(max_length=320)]
+    email: Annotated[str, Field(max_length=320), SINGLE_LINE]
     password: Annotated[str, Field(max_length=1024)]
 
 

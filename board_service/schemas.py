@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, PlainSerializer, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-# RFC 3339 in UTC with a Z, to the second: 2026-11-27T08:00:00Z
-Timestamp = Annotated[datetime, PlainSerializer(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str)]
+from shared.schema_types import MULTI_LINE, SINGLE_LINE, Timestamp
 
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refusing it here keeps both databases alike and avoids a 500.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-                  AfterValidator(_no_nul)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SINGLE_LINE]
 # Content keeps its whitespace: leading spaces and blank lines are part of how a post reads.
-Content = Annotated[str, StringConstraints(min_length=1, max_length=20000), AfterValidator(_no_nul)]
+Content = Annotated[str, StringConstraints(min_length=1, max_length=20000), MULTI_LINE]
 
 
 class BoardListQuery(BaseModel):

@@ -6,6 +6,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
 need_command redis-server redis-server
+need_command nginx nginx-light
+need_command docker-compose docker-compose
 
 pg_url=${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}
 if ! pg_ready "$pg_url"; then

@@ -55,6 +55,12 @@ def test_unknown_email_and_wrong_password_look_the_same(auth):
     assert refresh_cookie(wrong_password) is None
 
 
+def test_control_characters_in_the_email_are_a_validation_error(client):
+    response = client.post("/api/auth/login", json={"email": "a\x00@example.com", "password": "whatever1"})
+    assert response.status_code == 400
+    assert response.json["errors"][0]["field"] == "email"
+
+
 def test_login_with_missing_fields_is_a_validation_error(client):
     response = client.post("/api/auth/login", json={"email": "a@example.com"})
     assert response.status_code == 400

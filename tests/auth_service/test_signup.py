@@ -42,6 +42,8 @@ def test_email_taken_is_case_insensitive(client, auth):
     ("name", "   "),
     ("name", "n" * 51),
     ("name", None),
+    ("name", "Ada\x00Lovelace"),
+    ("name", "two\nlines"),
     ("email", 42),
 ])
 def test_invalid_fields_are_named(client, field, value):

@@ -76,13 +76,7 @@ def service(database_url: str, keys_dir: Path, tmp_path: Path) -> Iterator[Servi
         "PROFILE_DATABASE_URL": database_url, "JWKS_PATH": str(keys_dir / "jwks.json"), "APP_ENV": "test",
     }, tmp_path, workers=2, threads=4)
     try:
-        try:
-            process.start()
-        except requests.ReadTimeout:
-            # REVIEW: start() polls /healthz with a 1 s read timeout and lets ReadTimeout escape; a
-            # worker that boots slower than that (about 1 s on a busy 2-CPU machine) is not a failure.
-            requests.get(f"{process.url}/healthz", timeout=20).raise_for_status()
-        yield process
+        yield process.start()
     finally:
         process.stop()
 

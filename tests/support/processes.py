@@ -49,7 +49,7 @@ class ServiceProcess:
             try:
                 if requests.get(f"{self.url}/healthz", timeout=1).ok:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or a worker still booting
                 pass
             time.sleep(0.05)
         self.stop()

@@ -1,0 +1,82 @@
+"""docker compose and `make run` route the same paths from the same gateway template."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from scripts.run_stack import TEMPLATE, TEMPLATE_VARIABLES, render_gateway_config
+from tests.support.processes import REPO
+
+
+def _compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def _locations(config: str) -> list[str]:
+    return re.findall(r"^\s*location\s+([^{]+?)\s*\{", config, flags=re.MULTILINE)
+
+
+def _mount_source(mounts: dict[str, str], name: str) -> str:
+    return next(source for source in mounts if source.endswith(name))
+
+
+def test_compose_file_is_valid():
+    result = subprocess.run(["docker-compose", "--env-file", ".env.example", "config", "--quiet"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_mounts_the_template_that_make_run_renders():
+    gateway = _compose()["services"]["gateway"]
+    mounts = {source: target for source, target, *_ in (v.split(":") for v in gateway["volumes"])}
+    template = (REPO / _mount_source(mounts, "nginx.conf.template")).resolve()
+    assert template == TEMPLATE.resolve()
+    assert mounts[_mount_source(mounts, "nginx.conf.template")].startswith("/etc/nginx/templates/")
+    assert set(TEMPLATE_VARIABLES) <= set(gateway["environment"])
+    assert set(re.findall(r"\$\{([A-Z_]+)\}", TEMPLATE.read_text())) == set(TEMPLATE_VARIABLES)
+
+
+def test_both_ways_render_the_same_routes_to_the_same_services():
+    gateway_env = _compose()["services"]["gateway"]["environment"]
+    compose_config = render_gateway_config({**gateway_env, "GATEWAY_PORT": "8080"})
+    local_config = render_gateway_config({
+        "GATEWAY_PORT": "8080", "AUTH_UPSTREAM": "127.0.0.1:8001", "PROFILE_UPSTREAM": "127.0.0.1:8002",
+        "BOARD_UPSTREAM": "127.0.0.1:8003", "WEB_ROOT": "/srv/web"})
+    assert _locations(compose_config) == _locations(local_config)
+    assert {"/api/auth/", "/api/profiles", "/api/boards", "= /.well-known/jwks.json", "/"} <= set(
+        _locations(local_config))
+    services = _compose()["services"]
+    for variable in ("AUTH_UPSTREAM", "PROFILE_UPSTREAM", "BOARD_UPSTREAM"):
+        host = gateway_env[variable].split(":")[0]
+        assert host in services and "healthcheck" in services[host]
+
+
+def test_private_key_is_mounted_into_auth_only():
+    services = _compose()["services"]
+    holders = {name for name, service in services.items()
+               if any(str(v).startswith("signing-key:") for v in service.get("volumes", []))}
+    assert holders == {"auth", "keygen"}
+    for name in ("profile", "board"):
+        assert services[name]["environment"]["JWKS_PATH"].startswith("/keys/public/")
+
+
+def test_every_long_running_service_has_a_healthcheck_and_waits_for_healthy_dependencies():
+    services = _compose()["services"]
+    for name, service in services.items():
+        if name == "keygen":
+            continue
+        assert "healthcheck" in service, name
+        for dependency, rule in service.get("depends_on", {}).items():
+            expected = "service_completed_successfully" if dependency == "keygen" else "service_healthy"
+            assert rule["condition"] == expected, (name, dependency)
+
+
+def test_images_run_as_non_root_and_carry_no_secrets():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^USER app$", dockerfile, flags=re.MULTILINE)
+    assert "COPY var" not in dockerfile and ".pem" not in dockerfile
+    assert "var" in Path(REPO / ".dockerignore").read_text().split()
