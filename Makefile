@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON := $(PY)
 
-.PHONY: install keys run test test-auth test-shared test-profile test-board bench bench-jwt lock clean
+.PHONY: install keys run test test-auth test-shared test-profile test-board bench bench-jwt bench-verify lock clean
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
 $(VENV)/.installed: requirements-dev.lock
@@ -33,6 +33,9 @@ test-board: install
 
 bench-jwt: install                     ## sign/verify cost of the candidate JWT algorithms
 	$(PY) bench/jwt_algorithms.py
+
+bench-verify: install                  ## what token verification adds per request, cached or not
+	PYTHONPATH=. $(PY) bench/verify_cost.py
 
 lock:                                  ## re-resolve pyproject.toml: runtime lock (images) and dev lock
 	$(PY) -m pip install -q uv

@@ -8,6 +8,7 @@ source "$here/lib.sh"
 need_command redis-server redis-server
 need_command nginx nginx-light
 need_command docker-compose docker-compose
+need_command chromium chromium
 
 pg_url=${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}
 if ! pg_ready "$pg_url"; then

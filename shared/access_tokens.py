@@ -79,8 +79,8 @@ class JwksKeys:
         self.fetch_timeout = fetch_timeout
         self.fetch_count = 0
         self._keys: dict[str, tuple[str, Any]] = {}
-        self._last_reload = float("-inf")
-        self._reload_lock = threading.Lock()
+        self._last_refetch = float("-inf")
+        self._refetch_lock = threading.Lock()
         if jwks is not None:
             self._keys = self.parse(jwks)
         self.reload()
@@ -89,33 +89,36 @@ class JwksKeys:
         return len(self._keys)
 
     def get(self, kid: str) -> tuple[str, Any] | None:
-        """Return (alg, key) for `kid`, reloading at most once per cooldown when it is unknown."""
+        """Return (alg, key) for `kid`, refetching at most once per cooldown when it is unknown."""
         found = self._keys.get(kid)
-        if found is None and time.monotonic() - self._last_reload >= self.refetch_cooldown:
+        if found is None and self._refetch_allowed():
             self.reload()
             found = self._keys.get(kid)
         return found
 
+    def _refetch_allowed(self) -> bool:
+        # The start-up load does not count: a key introduced just before we started is fetched at once.
+        with self._refetch_lock:
+            now = time.monotonic()
+            if now - self._last_refetch < self.refetch_cooldown:
+                return False
+            self._last_refetch = now
+            return True
+
     def reload(self) -> None:
         """Re-read the file and the URL; keys that cannot be fetched now stay as they were."""
-        if not self._reload_lock.acquire(blocking=False):
-            return  # another thread is already reloading
-        try:
-            self._last_reload = time.monotonic()
-            fresh: dict[str, tuple[str, Any]] = {}
-            for source, load in (("file", self._read_file), ("url", self._fetch_url)):
-                try:
-                    document = load()
-                except (OSError, ValueError) as exc:
-                    log.warning("JWKS %s unavailable: %s", source, exc)
-                    continue
-                if document is not None:
-                    fresh.update(self.parse(document))
-            if fresh:
-                # Keep keys we knew: an old key may still sign unexpired tokens after a rotation.
-                self._keys = {**self._keys, **fresh}
-        finally:
-            self._reload_lock.release()
+        fresh: dict[str, tuple[str, Any]] = {}
+        for source, load in (("file", self._read_file), ("url", self._fetch_url)):
+            try:
+                document = load()
+            except (OSError, ValueError) as exc:
+                log.warning("JWKS %s unavailable: %s", source, exc)
+                continue
+            if document is not None:
+                fresh.update(self.parse(document))
+        if fresh:
+            # Keep keys we knew: an old key may still sign unexpired tokens after a rotation.
+            self._keys = {**self._keys, **fresh}
 
     def _read_file(self) -> dict[str, Any] | None:
         if self.path is None or not self.path.exists():
