@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, PlainSerializer
-from pydantic_core import PydanticCustomError
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, PlainSerializer
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 
 def _rfc3339_utc(moment: datetime) -> str:
@@ -18,16 +19,31 @@ def _rfc3339_utc(moment: datetime) -> str:
 Timestamp = Annotated[datetime, PlainSerializer(_rfc3339_utc, return_type=str)]
 
 
-def _refuse(pattern: re.Pattern[str]) -> AfterValidator:
-    def check(value: str) -> str:
-        if pattern.search(value):
+@dataclass(frozen=True)
+class _NoControlCharacters:
+    """Refuse control characters, and say so in the JSON schema so clients (and fuzzers) know."""
+
+    allowed: str = ""  # control characters that are fine, e.g. "\t\n\r"
+
+    def _forbidden(self, character: str) -> bool:
+        return (character < "\x20" or character == "\x7f") and character not in self.allowed
+
+    def _check(self, value: str) -> str:
+        if any(self._forbidden(c) for c in value):
             raise PydanticCustomError("control_character", "Control characters are not allowed")
         return value
 
-    return AfterValidator(check)
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        excluded = "".join(f"\\x{ord(c):02x}" for c in map(chr, [*range(0x20), 0x7f]) if self._forbidden(c))
+        json_schema["pattern"] = f"^[^{excluded}]*$"
+        return json_schema
 
 
 # Control characters are refused at the edge, NUL above all: PostgreSQL text cannot store it, and
 # a field that reaches a log line or another user's screen should not carry terminal escapes.
-SINGLE_LINE = _refuse(re.compile(r"[\x00-\x1f\x7f]"))
-MULTI_LINE = _refuse(re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"))  # keeps \t, \n and \r
+SINGLE_LINE = _NoControlCharacters()
+MULTI_LINE = _NoControlCharacters(allowed="\t\n\r")

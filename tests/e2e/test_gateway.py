@@ -106,3 +106,11 @@ def test_a_stopped_service_is_a_502_problem_and_the_others_keep_working(tmp_path
         gateway.stop()
         profile.stop()
         board.stop()
+
+
+def test_large_bodies_under_the_limit_reach_the_service(stack):
+    # Bodies past nginx's default 16 kB buffer once failed in the gateway (temp file permissions).
+    response = requests.post(f"{stack.url}/api/auth/login", data=b'{"email": "' + b"a" * 900_000 + b'"}',
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
