@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON := $(PY)
 
-.PHONY: install keys run test test-auth test-shared test-profile test-board bench bench-jwt bench-verify lock clean
+.PHONY: install keys run test test-auth test-shared test-profile test-board soak audit bench bench-jwt bench-verify lock clean
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
 $(VENV)/.installed: requirements-dev.lock
@@ -30,6 +30,12 @@ test-profile: install
 	scripts/ensure-test-services.sh && $(PY) -m pytest tests/profile_service $(PYTEST_ARGS)
 test-board: install
 	scripts/ensure-test-services.sh && $(PY) -m pytest tests/board_service $(PYTEST_ARGS)
+
+soak: install                          ## the load run for 60 s with 50 users (make test runs a short one)
+	scripts/ensure-test-services.sh && LOAD_SECONDS=60 LOAD_USERS=50 $(PY) -m pytest tests/load -s $(PYTEST_ARGS)
+
+audit: install                         ## known vulnerabilities in the locked dependencies (reports)
+	$(VENV)/bin/pip-audit --requirement requirements.lock --no-deps --disable-pip --progress-spinner off
 
 bench-jwt: install                     ## sign/verify cost of the candidate JWT algorithms
 	$(PY) bench/jwt_algorithms.py
