@@ -1,10 +1,28 @@
-"""Command line of the auth service: `python -m auth_service keys init|rotate [--dir DIR]`."""
+"""Command line of the auth service.
+
+    python -m auth_service keys init|rotate [--dir DIR] [--drop-old]
+    python -m auth_service sessions revoke-all      # uses REDIS_URL and REDIS_PREFIX
+"""
 
 import sys
 
-from auth_service import keys
+from auth_service import create_redis_client, keys
+from auth_service.config import AuthConfig
+from auth_service.sessions import SessionStore
+
+
+def revoke_all_sessions() -> int:
+    config = AuthConfig.from_env()
+    store = SessionStore(create_redis_client(config.redis_url), prefix=config.redis_prefix,
+                         ttl=config.refresh_token_ttl, reuse_grace=config.refresh_reuse_grace)
+    print(f"ended {store.revoke_everyone()} sessions; every user must log in again")
+    return 0
+
 
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["keys"]:
-        sys.exit("usage: python -m auth_service keys {init,rotate} [--dir DIR] [--drop-old]")
-    sys.exit(keys.main(sys.argv[2:]))
+    command = sys.argv[1:3]
+    if command[:1] == ["keys"]:
+        sys.exit(keys.main(sys.argv[2:]))
+    if command == ["sessions", "revoke-all"]:
+        sys.exit(revoke_all_sessions())
+    sys.exit(__doc__)

@@ -262,5 +262,15 @@ class SessionStore:
             self.redis.zrem(index, *ended)
         return sorted(sessions, key=lambda s: s.created_at, reverse=True)
 
+    def revoke_everyone(self) -> int:
+        """End every session of every user (key compromise); return how many sessions ended."""
+        sessions = 0
+        for pattern in (f"{self.prefix}session:*", f"{self.prefix}user:*:sessions"):
+            keys = list(self.redis.scan_iter(match=pattern, count=1000))
+            sessions += sum(1 for key in keys if key.endswith(b"}"))  # the hashes, not the spent sets
+            for start in range(0, len(keys), 1000):
+                self.redis.delete(*keys[start:start + 1000])
+        return sessions
+
     def ping(self) -> None:
         self.redis.ping()
