@@ -165,20 +165,29 @@ class AccessTokenVerifier:
     def from_config(cls, config: ServiceConfig) -> "AccessTokenVerifier":
         """The verifier a resource service uses: keys from its JWKS file and/or URL."""
         keys = JwksKeys(path=config.jwks_path, url=config.jwks_url, refetch_cooldown=config.jwks_refetch_cooldown)
-        return cls(keys, issuer=config.jwt_issuer, audience=config.jwt_audience, leeway=config.jwt_leeway)
+        return cls(keys, issuer=config.jwt_issuer, audience=config.jwt_audience, leeway=config.jwt_leeway,
+                   cache_size=config.verified_token_cache_size)
 
     def verify(self, token: str) -> Caller:
         caller = self._verified.get(token)
         if caller is None:
             caller = self._verify_signature_and_claims(token)
-            if len(self._verified) >= self.cache_size:
-                # Drop the oldest entry; dicts keep insertion order, and a pop is atomic under the GIL.
-                self._verified.pop(next(iter(self._verified), None), None)
-            self._verified[token] = caller
+            if self.cache_size:
+                if len(self._verified) >= self.cache_size:
+                    self._evict_oldest()
+                self._verified[token] = caller
         if time.time() > caller.expires_at + self.leeway:
             self._verified.pop(token, None)
             raise TokenError("token_expired", "The access token expired")
         return caller
+
+    def _evict_oldest(self) -> None:
+        # Dicts keep insertion order. No lock on the hot path: another thread changing the dict
+        # between iter() and next() only costs this one eviction.
+        try:
+            del self._verified[next(iter(self._verified))]
+        except (StopIteration, KeyError, RuntimeError):
+            pass
 
     def _verify_signature_and_claims(self, token: str) -> Caller:
         if len(token) > MAX_TOKEN_LENGTH:

@@ -32,6 +32,8 @@ class ServiceConfig(BaseSettings):
     jwks_path: Path | None = Path("var/keys/jwks.json")
     jwks_url: str | None = None
     jwks_refetch_cooldown: float = Field(30.0, ge=0)
+    # Verified tokens remembered until they expire (0 turns the cache off, e.g. to measure it).
+    verified_token_cache_size: int = Field(10_000, ge=0)
     # How many proxies in front of the service append to X-Forwarded-For (1 behind the gateway).
     trusted_proxy_hops: int = Field(0, ge=0, le=5)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)

@@ -189,6 +189,14 @@ def test_cache_is_bounded(keys_dir, tokens):
     assert len(verifier._verified) <= 10
 
 
+def test_cache_can_be_turned_off(keys_dir, tokens):
+    verifier = AccessTokenVerifier(JwksKeys(path=keys_dir / "jwks.json"), issuer=ISSUER, audience=AUDIENCE,
+                                   cache_size=0)
+    token = tokens.make()
+    assert verifier.verify(token).id == verifier.verify(token).id
+    assert verifier._verified == {}
+
+
 def test_symmetric_and_unusable_keys_in_a_jwks_are_ignored():
     jwks = {"keys": [
         {"kty": "oct", "k": b64(b"secret"), "kid": "hmac", "alg": "HS256"},
