@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-# RS256 verifies fastest in PyJWT (bench/jwt_algorithms.py); verification runs on every API
-# call in every service, signing only once per login or refresh.
-SIGNING_ALGORITHM = "RS256"
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 SIGNING_KEY_FILE = "signing.pem"
 JWKS_FILE = "jwks.json"
 
@@ -38,17 +36,36 @@ def rfc7638_thumbprint(public_jwk: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def public_jwk(private_key: rsa.RSAPrivateKey) -> dict[str, Any]:
+def generate_signing_key() -> SigningKey:
+    """A new key for ES256: with verified tokens cached by every verifier, verification is paid
+    once per token and process, so signing (once per login and refresh) decides, and ES256 signs
+    about 6× faster than RS256 (bench/jwt_algorithms.py, bench/http_bench.py)."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def signing_algorithm(key: SigningKey) -> str:
+    """The JWS algorithm a key signs with; older RSA keys keep working as RS256."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RS256"
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+        return "ES256"
+    raise ValueError(f"unsupported signing key: {type(key).__name__}")
+
+
+def public_jwk(private_key: SigningKey) -> dict[str, Any]:
     """The public half of a key as a JWK with `kid`, `alg` and `use`."""
-    jwk = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
-    jwk = {"kty": jwk["kty"], "n": jwk["n"], "e": jwk["e"]}
-    return {**jwk, "kid": rfc7638_thumbprint(jwk), "alg": SIGNING_ALGORITHM, "use": "sig"}
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        full = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+        jwk = {name: full[name] for name in ("kty", "n", "e")}
+    else:
+        full = ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+        jwk = {name: full[name] for name in ("kty", "crv", "x", "y")}
+    return {**jwk, "kid": rfc7638_thumbprint(jwk), "alg": signing_algorithm(private_key), "use": "sig"}
 
 
-def load_private_key(path: Path) -> rsa.RSAPrivateKey:
+def load_private_key(path: Path) -> SigningKey:
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError(f"{path} is not an RSA private key")
+    signing_algorithm(key)  # refuses key types we cannot sign with
     return key
 
 
@@ -56,7 +73,7 @@ def read_jwks(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {"keys": []}
 
 
-def _write_private_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+def _write_private_key(path: Path, key: SigningKey) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     tmp = path.with_suffix(".tmp")
@@ -78,7 +95,7 @@ def init_keys(directory: Path) -> bool:
     key_path, jwks_path = directory / SIGNING_KEY_FILE, directory / JWKS_FILE
     created = False
     if not key_path.exists():
-        _write_private_key(key_path, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        _write_private_key(key_path, generate_signing_key())
         created = True
     current = public_jwk(load_private_key(key_path))
     published = read_jwks(jwks_path)["keys"]
@@ -92,7 +109,7 @@ def rotate_keys(directory: Path, *, drop_old: bool = False) -> str:
     """Sign with a new key from now on; keep old public keys unless they are compromised."""
     init_keys(directory)
     jwks_path = directory / JWKS_FILE
-    new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    new_key = generate_signing_key()
     new_public = public_jwk(new_key)
     retained = [] if drop_old else read_jwks(jwks_path)["keys"]
     # Publish the new public key before signing with it, so verifiers can already fetch it.

@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 
-from auth_service.keys import SIGNING_ALGORITHM, load_private_key, public_jwk, read_jwks
+from auth_service.keys import load_private_key, public_jwk, read_jwks, signing_algorithm
 from shared.access_tokens import ACCESS_TOKEN_TYPE
 
 
@@ -18,7 +18,8 @@ class TokenIssuer:
 
     def __init__(self, signing_key_path: Path, jwks_path: Path | None, *, issuer: str, audience: str,
                  ttl: int) -> None:
-        self._private_key = load_private_key(signing_key_path)  # parsing validates: ~40 ms, once
+        self._private_key = load_private_key(signing_key_path)  # parsed once (an RSA key takes ~40 ms)
+        self.algorithm = signing_algorithm(self._private_key)
         self.issuer = issuer
         self.audience = audience
         self.ttl = ttl
@@ -34,5 +35,5 @@ class TokenIssuer:
             "iss": self.issuer, "aud": self.audience, "sub": user_id, "exp": now + self.ttl,
             "iat": now, "jti": secrets.token_urlsafe(16), "sid": session_id, "name": name,
         }
-        return jwt.encode(claims, self._private_key, algorithm=SIGNING_ALGORITHM,
+        return jwt.encode(claims, self._private_key, algorithm=self.algorithm,
                           headers={"typ": ACCESS_TOKEN_TYPE, "kid": self.kid})

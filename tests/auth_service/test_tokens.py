@@ -4,7 +4,7 @@ import json
 import time
 
 from joserfc import jwt as jose_jwt
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import ECKey, KeySet
 
 from auth_service.keys import rfc7638_thumbprint, rotate_keys
 from tests.auth_service.conftest import bearer
@@ -17,21 +17,21 @@ def test_jwks_is_served_at_both_paths(client):
     assert well_known.json == under_auth.json
     for key in well_known.json["keys"]:
         assert {"kid", "alg", "use", "kty"} <= set(key)
-        assert key["use"] == "sig" and key["alg"] == "RS256"
-        assert "d" not in key and "p" not in key  # public halves only
+        assert key["use"] == "sig" and key["alg"] == "ES256" and key["crv"] == "P-256"
+        assert "d" not in key  # public halves only
     assert "max-age" in well_known.headers["Cache-Control"]
 
 
 def test_kid_is_the_rfc7638_thumbprint(client):
     for key in client.get("/.well-known/jwks.json").json["keys"]:
-        assert key["kid"] == RSAKey.import_key(key).thumbprint() == rfc7638_thumbprint(key)
+        assert key["kid"] == ECKey.import_key(key).thumbprint() == rfc7638_thumbprint(key)
 
 
 def test_access_token_verifies_with_joserfc_and_has_exactly_the_contract_claims(auth, client):
     user, access = auth.signup_and_login()
     key_set = KeySet.import_key_set(client.get("/.well-known/jwks.json").json)
-    token = jose_jwt.decode(access, key_set, algorithms=["RS256"])
-    assert token.header == {"alg": "RS256", "kid": key_set.keys[0].kid, "typ": "at+jwt"}
+    token = jose_jwt.decode(access, key_set, algorithms=["ES256"])
+    assert token.header == {"alg": "ES256", "kid": key_set.keys[0].kid, "typ": "at+jwt"}
     claims = token.claims
     assert set(claims) == {"iss", "aud", "sub", "exp", "iat", "jti", "sid", "name"}
     jose_jwt.JWTClaimsRegistry(
@@ -78,4 +78,24 @@ def test_rotated_key_is_published_beside_the_old_one(make_app, tmp_path, keys_di
                          ).json["access_token"]
     assert jose_jwt.decode(access, KeySet.import_key_set(client.get("/.well-known/jwks.json").json)
                            ).header["kid"] == new_kid
+    assert client.get("/api/auth/sessions", headers=bearer(access)).status_code == 200
+
+
+def test_an_existing_rsa_signing_key_keeps_working_as_rs256(make_app, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    directory = tmp_path / "rsa-keys"
+    directory.mkdir()
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (directory / "signing.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    app = make_app(signing_key_path=directory / "signing.pem", jwks_path=directory / "jwks.json")
+    client = app.test_client()
+    [published] = client.get("/.well-known/jwks.json").json["keys"]
+    assert published["alg"] == "RS256" and published["kty"] == "RSA"
+    client.post("/api/auth/signup", json={"email": "rsa@example.com", "password": "long enough", "name": "R"})
+    access = client.post("/api/auth/login", json={"email": "rsa@example.com", "password": "long enough"}
+                         ).json["access_token"]
+    assert jose_jwt.decode(access, KeySet.import_key_set({"keys": [published]})).header["alg"] == "RS256"
     assert client.get("/api/auth/sessions", headers=bearer(access)).status_code == 200

@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from board_service import create_app
 from board_service.config import BoardConfig
@@ -327,8 +327,8 @@ def test_protected_calls_with_an_expired_token_are_token_expired(client, tokens,
 
 
 @pytest.fixture(scope="module")
-def stranger_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def stranger_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
 
 
 @pytest.mark.parametrize("forgery", ["garbage", "empty", "audience", "issuer", "typ", "unknown_kid", "signature"])

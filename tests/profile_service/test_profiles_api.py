@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
 
 from profile_service import create_app
@@ -184,7 +184,7 @@ def test_expired_token(client: FlaskClient, tokens: TokenFactory, method: str) -
 
 
 def _foreign_key_token(tokens: TokenFactory) -> str:
-    return tokens.make(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    return tokens.make(key=ec.generate_private_key(ec.SECP256R1()))
 
 
 @pytest.mark.parametrize("make", [

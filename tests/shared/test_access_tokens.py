@@ -75,13 +75,19 @@ def _unsigned(tokens) -> str:
 
 
 def _other_key(tokens) -> str:
-    return tokens.make(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    return tokens.make(key=ec.generate_private_key(ec.SECP256R1()))
+
+
+def _signed(tokens, payload: bytes, header_alg: str | None = None) -> str:
+    """Sign with the real key and algorithm, whatever the header claims."""
+    header = {"alg": header_alg or tokens.algorithm, "typ": "at+jwt", "kid": tokens.kid}
+    signing_input = f"{b64(header)}.{b64(payload)}"
+    signature = jwt.get_algorithm_by_name(tokens.algorithm).sign(signing_input.encode(), tokens.private_key)
+    return f"{signing_input}.{b64(signature)}"
 
 
 def _signed_payload(tokens, payload: bytes) -> str:
-    signing_input = f"{b64({'alg': 'RS256', 'typ': 'at+jwt', 'kid': tokens.kid})}.{b64(payload)}"
-    signature = jwt.get_algorithm_by_name("RS256").sign(signing_input.encode(), tokens.private_key)
-    return f"{signing_input}.{b64(signature)}"
+    return _signed(tokens, payload)
 
 
 NOW = int(time.time())
@@ -93,18 +99,20 @@ BAD_TOKENS = {
     "truncated signature": lambda t: t.make()[:-10],
     "unknown kid": lambda t: t.make(headers={"kid": "unknown-key-id"}),
     "kid with path characters": lambda t: t.make(headers={"kid": "../../../../etc/passwd"}),
-    "no kid": lambda t: jwt.encode(t.claims(), t.private_key, algorithm="RS256", headers={"typ": "at+jwt"}),
+    "no kid": lambda t: jwt.encode(t.claims(), t.private_key, algorithm=t.algorithm, headers={"typ": "at+jwt"}),
     "jku pointing elsewhere": lambda t: t.make(headers={"jku": "http://127.0.0.1:9/jwks.json"}),
     "embedded jwk": lambda t: t.make(headers={"jwk": {"kty": "RSA", "n": "AQAB", "e": "AQAB"}}),
     "x5u header": lambda t: t.make(headers={"x5u": "http://127.0.0.1:9/cert.pem"}),
-    "alg not the key's": lambda t: t.make(algorithm="RS512"),
-    "ES256 under an RSA kid": lambda t: t.make(key=ec.generate_private_key(ec.SECP256R1()), algorithm="ES256"),
+    "alg not the key's": lambda t: _signed(t, json.dumps(t.claims()).encode(), header_alg="ES512"),
+    "RS256 under an EC kid": lambda t: t.make(key=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                                              algorithm="RS256"),
     "nbf in the future": lambda t: t.make(nbf=NOW + 3600),
     "iat in the future": lambda t: t.make(iat=NOW + 3600),
     "wrong iss": lambda t: t.make(iss="http://evil.example"),
     "wrong aud": lambda t: t.make(aud="another-api"),
     "typ JWT": lambda t: t.make(headers={"typ": "JWT"}),
-    "no typ": lambda t: jwt.encode(t.claims(), t.private_key, algorithm="RS256", headers={"kid": t.kid, "typ": None}),
+    "no typ": lambda t: jwt.encode(t.claims(), t.private_key, algorithm=t.algorithm,
+                                   headers={"kid": t.kid, "typ": None}),
     "typ refresh": lambda t: t.make(headers={"typ": "rt+jwt"}),
     "sub not a string": lambda t: t.make(sub=123),
     "empty sid": lambda t: t.make(sid=""),

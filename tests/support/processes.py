@@ -21,11 +21,12 @@ class ServiceProcess:
     """`gunicorn '<package>:create_app()'` with the given environment; stopped with SIGTERM."""
 
     def __init__(self, package: str, env: dict[str, str], log_dir: Path, *, workers: int = 2,
-                 threads: int = 1, port: int | None = None) -> None:
+                 threads: int = 1, worker_class: str | None = None, port: int | None = None) -> None:
         self.package = package
         self.env = env
         self.workers = workers
         self.threads = threads
+        self.worker_class = worker_class or ("gthread" if threads > 1 else "sync")
         self.port = port or free_port()
         self.log_path = log_dir / f"{package}-{self.port}.log"
         self.process: subprocess.Popen | None = None
@@ -38,7 +39,8 @@ class ServiceProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(GUNICORN), "--workers", str(self.workers), "--threads", str(self.threads), "--bind", f"127.0.0.1:{self.port}",
+            [str(GUNICORN), "--workers", str(self.workers), "--threads", str(self.threads),
+             "--worker-class", self.worker_class, "--bind", f"127.0.0.1:{self.port}",
              "--graceful-timeout", "5", f"{self.package}:create_app()"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )

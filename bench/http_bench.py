@@ -1,0 +1,217 @@
+"""`make bench`: the suite's hot paths under wrk on loopback, side by side with what they compare to.
+
+Starts a private Redis, the three services under gunicorn, the gateway and a peer app; every row is
+the median of BENCH_RUNS runs of BENCH_SECONDS each (defaults 3 × 5 s), with wrk on the same cores.
+Prints a Markdown table with the machine and versions. Compare ratios within one run, never
+absolute figures across machines.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from auth_service.keys import init_keys  # noqa: E402
+from tests.support.backends import RedisServer  # noqa: E402
+from tests.support.processes import ServiceProcess  # noqa: E402
+from tests.support.stack import GatewayProcess  # noqa: E402
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+CONNECTIONS = 32
+WRK = REPO / "bench" / "wrk"
+PASSWORD = "benchmark password"
+
+
+@dataclass
+class Measurement:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, *, threads: int = 2, connections: int = CONNECTIONS, headers: dict[str, str] | None = None,
+        script: str | None = None, env: dict[str, str] | None = None) -> Measurement:
+    """Median of RUNS wrk runs."""
+    runs = []
+    for _ in range(RUNS):
+        command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{SECONDS}s", "--latency", "--timeout", "10s"]
+        for name, value in (headers or {}).items():
+            command += ["-H", f"{name}: {value}"]
+        if script:
+            command += ["-s", str(WRK / script)]
+        out = subprocess.run([*command, url], capture_output=True, text=True, check=True,
+                             env={**os.environ, **(env or {})}).stdout
+        non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        runs.append(Measurement(
+            rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            p50_ms=_ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
+            p99_ms=_ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
+            non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        ))
+    return Measurement(*(statistics.median(getattr(r, f) for r in runs) for f in ("rps", "p50_ms", "p99_ms")),
+                       non_2xx=max(r.non_2xx for r in runs))
+
+
+class Bench:
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir
+        init_keys(workdir / "keys")
+        self.redis = RedisServer(workdir / "redis").start()
+        self.base_env = {"APP_ENV": "production", "SIGNING_KEY_PATH": str(workdir / "keys" / "signing.pem"),
+                         "JWKS_PATH": str(workdir / "keys" / "jwks.json"), "REDIS_URL": self.redis.url,
+                         "LOG_LEVEL": "WARNING", "TRUSTED_PROXY_HOPS": "1",
+                         "AUTH_DATABASE_URL": f"sqlite:///{workdir}/auth.db",
+                         "PROFILE_DATABASE_URL": f"sqlite:///{workdir}/profile.db",
+                         "BOARD_DATABASE_URL": f"sqlite:///{workdir}/board.db"}
+        self.processes: list = []
+
+    def start(self, package: str, *, worker_class: str = "gthread", **env: str) -> ServiceProcess:
+        threads = 4 if worker_class == "gthread" else 1
+        process = ServiceProcess(package, {**self.base_env, **env}, self.dir, workers=2, threads=threads,
+                                 worker_class=worker_class).start()
+        self.processes.append(process)
+        return process
+
+    def stop(self, process) -> None:
+        process.stop()
+        self.processes.remove(process)
+
+    def close(self) -> None:
+        for process in list(self.processes):
+            process.stop()
+        self.redis.stop()
+
+
+def versions() -> str:
+    def version(command: list[str]) -> str:
+        result = subprocess.run(command, capture_output=True, text=True)
+        return (result.stdout + result.stderr).strip().splitlines()[0]
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    packages = ", ".join(f"{name} {importlib.metadata.version(name)}"
+                         for name in ("gunicorn", "flask", "pyjwt", "cryptography", "argon2-cffi", "redis"))
+    return (f"Machine: {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; {packages}; "
+            f"{version(['nginx', '-v'])}; {version(['redis-server', '--version'])}; "
+            f"{version(['wrk', '--version'])}. wrk -t2 -c{CONNECTIONS} on the same cores unless noted; "
+            f"median of {RUNS} × {SECONDS:g} s.")
+
+
+def _login(auth_url: str, email: str) -> requests.Response:
+    requests.post(f"{auth_url}/api/auth/signup", json={"email": email, "password": PASSWORD, "name": "Bench"})
+    return requests.post(f"{auth_url}/api/auth/login", json={"email": email, "password": PASSWORD})
+
+
+def main() -> None:
+    rows: list[tuple[str, str, str, str]] = []
+
+    def row(what: str, ours: Measurement, other: Measurement | None = None, target: str = "") -> None:
+        ratio = f"{ours.rps / other.rps:.2f}×" if other else ""
+        detail = f"{ours.rps:,.0f} req/s (p50 {ours.p50_ms:.1f} ms, p99 {ours.p99_ms:.1f} ms)"
+        if other:
+            detail += f" vs {other.rps:,.0f} req/s"
+        if ours.non_2xx or (other and other.non_2xx):
+            detail += f" ⚠ non-2xx: {ours.non_2xx}/{other.non_2xx if other else 0}"
+        rows.append((what, detail, ratio, target))
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        bench = Bench(Path(tmp))
+        try:
+            auth = bench.start("auth_service")
+            login = _login(auth.url, f"bench-{uuid.uuid4().hex[:6]}@example.com")
+            bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            user_id = login.json()["user"]["id"]
+
+            # 1. verification overhead on the profile service.
+            profile = bench.start("profile_service")
+            requests.get(f"{profile.url}/api/profiles/me", headers=bearer).raise_for_status()
+            public = wrk(f"{profile.url}/api/profiles/{user_id}")
+            authed = wrk(f"{profile.url}/api/profiles/me", headers=bearer)
+            row("1. `GET /api/profiles/me` (Bearer) vs `GET /api/profiles/{id}` (public), direct", authed, public,
+                "≥ 0.95×")
+            uncached = bench.start("profile_service", VERIFIED_TOKEN_CACHE_SIZE="0")
+            row("   same, verified-token cache off (a signature check on every call)",
+                wrk(f"{uncached.url}/api/profiles/me", headers=bearer), public)
+            bench.stop(uncached)
+
+            # 2. gateway overhead.
+            board = bench.start("board_service")
+            gateway = GatewayProcess(bench.dir, {"auth": auth.port, "profile": profile.port, "board": board.port}).start()
+            bench.processes.append(gateway)
+            row("2. `GET /api/profiles/me` through nginx vs direct", wrk(f"{gateway.url}/api/profiles/me",
+                                                                        headers=bearer), authed, "≥ 0.90×")
+
+            # 3. refresh with rotation, one session per client, vs auth's plain JSON endpoint.
+            tokens = [_login(auth.url, f"r{i}-{uuid.uuid4().hex[:6]}@example.com").cookies["refresh_token"]
+                      for i in range(CONNECTIONS)]
+            plain = wrk(f"{auth.url}/healthz", threads=CONNECTIONS, connections=CONNECTIONS)
+            refresh = wrk(f"{auth.url}/api/auth/refresh", threads=CONNECTIONS, connections=CONNECTIONS,
+                          script="refresh.lua", env={"REFRESH_TOKENS": ",".join(tokens)})
+            row(f"3. `POST /api/auth/refresh` (rotation) vs `GET /healthz` on auth, {CONNECTIONS} clients",
+                refresh, plain, "≥ 0.5×")
+
+            # 4. login latency at the production argon2id parameters, two at a time (2 cores).
+            email = f"login-{uuid.uuid4().hex[:6]}@example.com"
+            _login(auth.url, email)
+            logins = wrk(f"{auth.url}/api/auth/login", threads=2, connections=2, script="post_json.lua",
+                         env={"BODY": json.dumps({"email": email, "password": PASSWORD})})
+            row("4. `POST /api/auth/login`, argon2id t=3 m=64 MiB p=4, 2 clients", logins, None,
+                f"p50 {logins.p50_ms:.0f} ms, p99 {logins.p99_ms:.0f} ms")
+
+            # 5. the peer: the same route behind our verifier and behind Flask-JWT-Extended.
+            peer_app = bench.start("bench.peers.whoami")
+            ours = wrk(f"{peer_app.url}/ours", headers=bearer)
+            peer = wrk(f"{peer_app.url}/peer", headers=bearer)
+            row("5. who-am-I behind `shared` verifier vs Flask-JWT-Extended `@jwt_required()`", ours, peer, "≥ 1.3×")
+            bench.stop(peer_app)
+            for process in list(bench.processes):
+                bench.stop(process)
+
+            # 6. gunicorn worker models, 2 workers each (gthread: 4 threads per worker).
+            workloads = {"auth_service": ("/api/auth/jwks.json", {}), "profile_service": ("/api/profiles/me", bearer),
+                         "board_service": ("/api/boards?limit=20", {})}
+            for package, (path, headers) in workloads.items():
+                results = {}
+                for model in ("sync", "gthread", "gevent"):
+                    process = bench.start(package, worker_class=model)
+                    results[model] = wrk(f"{process.url}{path}", headers=headers)
+                    bench.stop(process)
+                best = max(results, key=lambda m: results[m].rps)
+                rows.append((f"6. {package} `GET {path}` by worker model",
+                             ", ".join(f"{m} {r.rps:,.0f} (p99 {r.p99_ms:.0f} ms)" for m, r in results.items()),
+                             f"best: {best}", ""))
+        finally:
+            bench.close()
+
+    print(versions())
+    print()
+    print("| measurement | result | ratio | target |")
+    print("|---|---|---:|---|")
+    for what, detail, ratio, target in rows:
+        print(f"| {what} | {detail} | {ratio} | {target} |")
+
+
+if __name__ == "__main__":
+    main()
