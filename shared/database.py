@@ -39,9 +39,12 @@ def create_database_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
+    # A statement waiting on a lock gives up after 5 s (like SQLite's busy_timeout) and becomes a
+    # 503; TCP keepalives notice a database host that vanished without closing the connection.
     return create_engine(
         url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=2, pool_recycle=1800,
-        connect_args={"connect_timeout": 2},
+        connect_args={"connect_timeout": 2, "options": "-c statement_timeout=5000", "keepalives": 1,
+                      "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3},
     )
 
 
