@@ -37,6 +37,7 @@ def create_redis_client(url: str) -> redis.Redis:
 
 
 def create_app(config: AuthConfig | None = None) -> Flask:
+    """Build the auth service app from `config`, or from the environment."""
     config = config or AuthConfig.from_env()
     if not config.signing_key_path.exists():
         raise ConfigError(f"signing key {config.signing_key_path} is missing: run `make keys`")

@@ -11,9 +11,8 @@ from flask import Flask
 from profile_service.config import ProfileConfig
 from profile_service.profiles import ProfileStore
 from profile_service.routes import bp
-from shared.access_tokens import AccessTokenVerifier
-from shared.app_wiring import create_service_app
-from shared.database import DATABASE_UNAVAILABLE_ERRORS, create_database_engine, ping
+from shared.app_wiring import create_resource_service_app
+from shared.database import create_database_engine
 
 
 def create_app(config: ProfileConfig | None = None) -> Flask:
@@ -22,16 +21,7 @@ def create_app(config: ProfileConfig | None = None) -> Flask:
     engine = create_database_engine(config.database_url)
     profiles = ProfileStore(engine)
     profiles.create_schema()
-    verifier = AccessTokenVerifier.from_config(config)
-
-    app = create_service_app(
-        "profile_service", config,
-        readiness_checks={
-            "database": lambda: ping(engine),
-            "keys": lambda: None if len(verifier.keys) else "no public keys",
-        },
-        unavailable_errors=DATABASE_UNAVAILABLE_ERRORS,
-    )
-    app.extensions.update(profiles=profiles, engine=engine, access_token_verifier=verifier)
+    app = create_resource_service_app("profile_service", config, engine)
+    app.extensions["profiles"] = profiles
     app.register_blueprint(bp)
     return app

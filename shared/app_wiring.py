@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from flask import Flask, jsonify
+from sqlalchemy import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from shared.access_tokens import AccessTokenVerifier
 from shared.config import ServiceConfig
+from shared.database import DATABASE_UNAVAILABLE_ERRORS, ping
 from shared.openapi import openapi_document
 from shared.problems import Problem, register_error_handlers
 from shared.request_log import configure_logging, install_request_log
@@ -59,4 +62,20 @@ def create_service_app(
     def openapi():
         return jsonify(openapi_document(app, title=f"{service} API"))
 
+    return app
+
+
+def create_resource_service_app(service: str, config: ServiceConfig, engine: Engine) -> Flask:
+    """An app for a service that owns one database and verifies callers with the public keys alone."""
+    # No keys at start-up is not fatal: the JWKS URL may bring them later, and /readyz says so.
+    verifier = AccessTokenVerifier.from_config(config)
+    app = create_service_app(
+        service, config,
+        readiness_checks={
+            "database": lambda: ping(engine),
+            "keys": lambda: None if len(verifier.keys) else "no public keys",
+        },
+        unavailable_errors=DATABASE_UNAVAILABLE_ERRORS,
+    )
+    app.extensions.update(engine=engine, access_token_verifier=verifier)
     return app
