@@ -28,6 +28,8 @@ test-shared: install
 	scripts/ensure-test-services.sh && $(PY) -m pytest tests/shared $(PYTEST_ARGS)
 test-profile: install
 	scripts/ensure-test-services.sh && $(PY) -m pytest tests/profile_service $(PYTEST_ARGS)
+test-web: install
+	scripts/ensure-test-services.sh && $(PY) -m pytest tests/web $(PYTEST_ARGS)
 test-board: install
 	scripts/ensure-test-services.sh && $(PY) -m pytest tests/board_service $(PYTEST_ARGS)
 
