@@ -39,6 +39,11 @@ soak: install                          ## the load run for 60 s with 50 users (m
 audit: install                         ## known vulnerabilities in the locked dependencies (reports)
 	$(VENV)/bin/pip-audit --requirement requirements.lock --no-deps --disable-pip --progress-spinner off
 
+bench: install                         ## the HTTP hot paths under wrk, with ratios (BENCH_SECONDS, BENCH_RUNS)
+	@command -v wrk >/dev/null || (. scripts/lib.sh && apt_install wrk)
+	@command -v nginx >/dev/null || (. scripts/lib.sh && apt_install nginx-light)
+	$(PY) bench/http_bench.py
+
 bench-jwt: install                     ## sign/verify cost of the candidate JWT algorithms
 	$(PY) bench/jwt_algorithms.py
 

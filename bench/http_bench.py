@@ -2,6 +2,8 @@
 
 Starts a private Redis, the three services under gunicorn, the gateway and a peer app; every row is
 the median of BENCH_RUNS runs of BENCH_SECONDS each (defaults 3 × 5 s), with wrk on the same cores.
+Ratios are measured with sync workers, the steadiest model (gthread pins each keep-alive connection
+to the worker that accepted it, which makes direct runs swing); row 6 compares the models.
 Prints a Markdown table with the machine and versions. Compare ratios within one run, never
 absolute figures across machines.
 """
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +55,8 @@ def _ms(value: str) -> float:
 
 
 def wrk(url: str, *, threads: int = 2, connections: int = CONNECTIONS, headers: dict[str, str] | None = None,
-        script: str | None = None, env: dict[str, str] | None = None) -> Measurement:
-    """Median of RUNS wrk runs."""
+        script: str | None = None, env: Callable[[], dict[str, str]] | None = None) -> Measurement:
+    """Median of RUNS wrk runs; `env` is called before each run (e.g. for fresh sessions)."""
     runs = []
     for _ in range(RUNS):
         command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{SECONDS}s", "--latency", "--timeout", "10s"]
@@ -62,7 +65,7 @@ def wrk(url: str, *, threads: int = 2, connections: int = CONNECTIONS, headers: 
         if script:
             command += ["-s", str(WRK / script)]
         out = subprocess.run([*command, url], capture_output=True, text=True, check=True,
-                             env={**os.environ, **(env or {})}).stdout
+                             env={**os.environ, **(env() if env else {})}).stdout
         non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         runs.append(Measurement(
             rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
@@ -87,7 +90,7 @@ class Bench:
                          "BOARD_DATABASE_URL": f"sqlite:///{workdir}/board.db"}
         self.processes: list = []
 
-    def start(self, package: str, *, worker_class: str = "gthread", **env: str) -> ServiceProcess:
+    def start(self, package: str, *, worker_class: str = "sync", **env: str) -> ServiceProcess:
         threads = 4 if worker_class == "gthread" else 1
         process = ServiceProcess(package, {**self.base_env, **env}, self.dir, workers=2, threads=threads,
                                  worker_class=worker_class).start()
@@ -164,11 +167,15 @@ def main() -> None:
                                                                         headers=bearer), authed, "≥ 0.90×")
 
             # 3. refresh with rotation, one session per client, vs auth's plain JSON endpoint.
-            tokens = [_login(auth.url, f"r{i}-{uuid.uuid4().hex[:6]}@example.com").cookies["refresh_token"]
-                      for i in range(CONNECTIONS)]
+            def fresh_sessions() -> dict[str, str]:
+                # A spent token presented again is theft; every run starts from new sessions.
+                tokens = [_login(auth.url, f"r{i}-{uuid.uuid4().hex[:6]}@example.com").cookies["refresh_token"]
+                          for i in range(CONNECTIONS)]
+                return {"REFRESH_TOKENS": ",".join(tokens)}
+
             plain = wrk(f"{auth.url}/healthz", threads=CONNECTIONS, connections=CONNECTIONS)
             refresh = wrk(f"{auth.url}/api/auth/refresh", threads=CONNECTIONS, connections=CONNECTIONS,
-                          script="refresh.lua", env={"REFRESH_TOKENS": ",".join(tokens)})
+                          script="refresh.lua", env=fresh_sessions)
             row(f"3. `POST /api/auth/refresh` (rotation) vs `GET /healthz` on auth, {CONNECTIONS} clients",
                 refresh, plain, "≥ 0.5×")
 
@@ -176,7 +183,7 @@ def main() -> None:
             email = f"login-{uuid.uuid4().hex[:6]}@example.com"
             _login(auth.url, email)
             logins = wrk(f"{auth.url}/api/auth/login", threads=2, connections=2, script="post_json.lua",
-                         env={"BODY": json.dumps({"email": email, "password": PASSWORD})})
+                         env=lambda: {"BODY": json.dumps({"email": email, "password": PASSWORD})})
             row("4. `POST /api/auth/login`, argon2id t=3 m=64 MiB p=4, 2 clients", logins, None,
                 f"p50 {logins.p50_ms:.0f} ms, p99 {logins.p99_ms:.0f} ms")
 
@@ -189,17 +196,21 @@ def main() -> None:
             for process in list(bench.processes):
                 bench.stop(process)
 
-            # 6. gunicorn worker models, 2 workers each (gthread: 4 threads per worker).
+            # 6. gunicorn worker models, 2 workers each (gthread: 4 threads per worker), through the
+            #    gateway as production traffic arrives; login mixed in for auth, where argon2 blocks.
             workloads = {"auth_service": ("/api/auth/jwks.json", {}), "profile_service": ("/api/profiles/me", bearer),
                          "board_service": ("/api/boards?limit=20", {})}
             for package, (path, headers) in workloads.items():
                 results = {}
                 for model in ("sync", "gthread", "gevent"):
                     process = bench.start(package, worker_class=model)
-                    results[model] = wrk(f"{process.url}{path}", headers=headers)
+                    gateway = GatewayProcess(bench.dir / model, {name: process.port for name in
+                                                                 ("auth", "profile", "board")}).start()
+                    results[model] = wrk(f"{gateway.url}{path}", headers=headers)
+                    gateway.stop()
                     bench.stop(process)
                 best = max(results, key=lambda m: results[m].rps)
-                rows.append((f"6. {package} `GET {path}` by worker model",
+                rows.append((f"6. {package} `GET {path}` through nginx, by worker model",
                              ", ".join(f"{m} {r.rps:,.0f} (p99 {r.p99_ms:.0f} ms)" for m, r in results.items()),
                              f"best: {best}", ""))
         finally:
