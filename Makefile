@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON := $(PY)
 
-.PHONY: install keys run test test-auth test-shared test-profile test-board soak audit bench bench-jwt bench-verify lock clean
+.PHONY: install keys run test test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify lock clean
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
 $(VENV)/.installed: requirements-dev.lock
@@ -22,16 +22,16 @@ test: install                          ## every test, against real Redis, SQLite
 	scripts/ensure-test-services.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-auth: install                     ## one folder of tests (also test-shared, -profile, -board)
+test-auth: install                     ## one folder of tests (also test-shared, -profile, -board, -web)
 	scripts/ensure-test-services.sh && $(PY) -m pytest tests/auth_service $(PYTEST_ARGS)
 test-shared: install
 	scripts/ensure-test-services.sh && $(PY) -m pytest tests/shared $(PYTEST_ARGS)
 test-profile: install
 	scripts/ensure-test-services.sh && $(PY) -m pytest tests/profile_service $(PYTEST_ARGS)
-test-web: install
-	scripts/ensure-test-services.sh && $(PY) -m pytest tests/web $(PYTEST_ARGS)
 test-board: install
 	scripts/ensure-test-services.sh && $(PY) -m pytest tests/board_service $(PYTEST_ARGS)
+test-web: install
+	scripts/ensure-test-services.sh && $(PY) -m pytest tests/web $(PYTEST_ARGS)
 
 soak: install                          ## the load run for 60 s with 50 users (make test runs a short one)
 	scripts/ensure-test-services.sh && LOAD_SECONDS=60 LOAD_USERS=50 $(PY) -m pytest tests/load -s $(PYTEST_ARGS)
