@@ -34,7 +34,6 @@ class SignedIn:
 
     access_token: str
     refresh_token: str
-    session_id: str
     user: SessionUser
 
 
@@ -94,4 +93,4 @@ class Accounts:
 
     def _signed_in(self, user: SessionUser, session_id: str, refresh_token: str) -> SignedIn:
         access_token = self.issuer.issue(user_id=user.id, name=user.name, session_id=session_id)
-        return SignedIn(access_token, refresh_token, session_id, user)
+        return SignedIn(access_token, refresh_token, user)

@@ -127,7 +127,6 @@ class Renewal:
     session_id: str
     user: SessionUser
     refresh_token: str
-    grace: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +218,7 @@ class SessionStore:
                 successor = _unwrap_successor(token, result[4].decode(), session_id)
             except (InvalidTag, ValueError):
                 raise InvalidRefreshToken("unknown") from None
-        return Renewal(session_id, user, successor, grace=outcome == "grace")
+        return Renewal(session_id, user, successor)
 
     def revoke_by_token(self, token: str) -> None:
         """End the session of a current (or just-replaced) refresh token; unknown tokens are ignored."""

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import (Column, Connection, DateTime, Engine, Index, MetaData, Row, String, Table, Text,
                         and_, delete, insert, or_, select, update)
 
-from shared.database import create_schema
+from shared.database import as_utc, create_schema
 
 metadata = MetaData()
 
@@ -98,15 +98,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return created_at, board_id
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes (we store UTC); PostgreSQL aware ones in the session's zone.
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
 def _board(row: Row) -> Board:
     values = dict(row._mapping)
-    values["created_at"] = _utc(values["created_at"])
-    values["updated_at"] = _utc(values["updated_at"])
+    values["created_at"] = as_utc(values["created_at"])
+    values["updated_at"] = as_utc(values["updated_at"])
     return Board(**values)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Column, Connection, DateTime, Engine, MetaData, String, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from shared.database import create_schema
+from shared.database import as_utc, create_schema
 
 MAX_USER_ID = 255
 MAX_NAME = 50
@@ -35,11 +35,6 @@ class Profile:
     bio: str
     created_at: datetime
     updated_at: datetime
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; what we wrote there was UTC.
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def _initial_name(token_name: str) -> str:
@@ -110,4 +105,4 @@ class ProfileStore:
         ).first()
         if row is None:
             return None
-        return Profile(row.user_id, row.name, row.bio, _utc(row.created_at), _utc(row.updated_at))
+        return Profile(row.user_id, row.name, row.bio, as_utc(row.created_at), as_utc(row.updated_at))

@@ -77,7 +77,6 @@ class JwksKeys:
         self.url = url
         self.refetch_cooldown = refetch_cooldown
         self.fetch_timeout = fetch_timeout
-        self.fetch_count = 0
         self._keys: dict[str, tuple[str, Any]] = {}
         self._last_refetch = float("-inf")
         self._refetch_lock = threading.Lock()
@@ -128,7 +127,6 @@ class JwksKeys:
     def _fetch_url(self) -> dict[str, Any] | None:
         if not self.url:
             return None
-        self.fetch_count += 1
         with urllib.request.urlopen(self.url, timeout=self.fetch_timeout) as response:  # noqa: S310
             return json.loads(response.read(1024 * 1024))
 

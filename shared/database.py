@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, create_engine, event, text
@@ -62,6 +63,11 @@ def create_schema(engine: Engine, metadata: MetaData) -> None:
         if "already exists" not in str(exc):
             raise
         metadata.create_all(engine)  # another worker won the race; now every table is there
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime: SQLite hands back naive ones (we write UTC)."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def ping(engine: Engine) -> None:

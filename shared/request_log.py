@@ -43,17 +43,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _JsonHandler(logging.StreamHandler):
+    """The one handler configure_logging() installs; a marker so it can be replaced."""
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
-    """Send every log record of the process to stderr as JSON (idempotent)."""
+    """Send every log record of the process to stderr as JSON; calling it again replaces the handler."""
     root = logging.getLogger()
-    if not any(getattr(h, "_json_service", None) == service for h in root.handlers):
-        for handler in list(root.handlers):
-            if getattr(handler, "_json_service", None):
-                root.removeHandler(handler)
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter(service))
-        handler._json_service = service  # type: ignore[attr-defined]
-        root.addHandler(handler)
+    for handler in [h for h in root.handlers if isinstance(h, _JsonHandler)]:
+        root.removeHandler(handler)
+    handler = _JsonHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(service))
+    root.addHandler(handler)
     root.setLevel(level.upper())
 
 

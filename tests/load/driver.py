@@ -54,7 +54,9 @@ class Report:
 
 def _cookie(response: requests.Response) -> str | None:
     header = response.headers.get("Set-Cookie", "")
-    return header.split(";", 1)[0].split("=", 1)[1] or None if header.startswith("refresh_token=") else None
+    if not header.startswith("refresh_token="):
+        return None
+    return header.split(";", 1)[0].split("=", 1)[1] or None  # '' clears the cookie
 
 
 class LoadRun:
@@ -115,7 +117,6 @@ class LoadRun:
                         user.posts.append(response.json()["id"])
 
     def run(self) -> Report:
-        http = requests.Session()
         starters = [threading.Thread(target=self._start_user, args=(user, requests.Session())) for user in self.users]
         for thread in starters:
             thread.start()
@@ -128,7 +129,6 @@ class LoadRun:
             thread.start()
         for thread in tabs:
             thread.join()
-        del http
         return self.report
 
     def summary(self) -> str:
