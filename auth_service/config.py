@@ -1,4 +1,4 @@
-"""Auth service settings, from the environment (see API.md's Configuration section)."""
+"""Auth service settings, from the environment (see docs/API.md's Configuration section)."""
 
 from __future__ import annotations
 

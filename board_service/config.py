@@ -1,4 +1,4 @@
-"""Board service settings, from the environment (see API.md's Configuration section)."""
+"""Board service settings, from the environment (see docs/API.md's Configuration section)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Profile service settings, from the environment (see API.md's Configuration section)."""
+"""Profile service settings, from the environment (see docs/API.md's Configuration section)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Render the gateway config and a Procfile for this environment, then hand over to honcho.
 
-Every API.md configuration variable passes through to the services. Ports and paths:
+Every docs/API.md configuration variable passes through to the services. Ports and paths:
 GATEWAY_PORT (8080), AUTH_PORT (8001), PROFILE_PORT (8002), BOARD_PORT (8003), REDIS_PORT (6390,
 for the local Redis started when REDIS_URL is not given), VAR_DIR (var/).
 """

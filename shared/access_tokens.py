@@ -41,7 +41,7 @@ _KID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class TokenError(Problem):
-    """A 401 with the RFC 6750 challenge that API.md prescribes."""
+    """A 401 with the RFC 6750 challenge that docs/API.md prescribes."""
 
     def __init__(self, code: str, detail: str) -> None:
         challenge = 'Bearer realm="api"'

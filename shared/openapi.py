@@ -31,7 +31,7 @@ class Operation:
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    """Flatten pydantic errors to API.md's `[{"field", "message"}]`."""
+    """Flatten pydantic errors to docs/API.md's `[{"field", "message"}]`."""
     return [
         {"field": ".".join(str(part) for part in err["loc"]) or "body", "message": err["msg"]}
         for err in exc.errors(include_url=False)

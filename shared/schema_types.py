@@ -15,7 +15,7 @@ def _rfc3339_utc(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# RFC 3339 in UTC with a Z, to the second, as API.md writes them: 2026-11-27T08:00:00Z
+# RFC 3339 in UTC with a Z, to the second, as docs/API.md writes them: 2026-11-27T08:00:00Z
 Timestamp = Annotated[datetime, PlainSerializer(_rfc3339_utc, return_type=str)]
 
 

@@ -1,4 +1,4 @@
-"""POST /api/auth/signup: every success and error row of API.md."""
+"""POST /api/auth/signup: every success and error row of docs/API.md."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Every row and error of API.md's board table, through the HTTP interface, on SQLite and PostgreSQL."""
+"""Every row and error of docs/API.md's board table, through the HTTP interface, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

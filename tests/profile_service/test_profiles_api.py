@@ -1,4 +1,4 @@
-"""The profile table of API.md through the HTTP interface, on SQLite and PostgreSQL."""
+"""The profile table of docs/API.md through the HTTP interface, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
