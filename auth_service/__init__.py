@@ -12,6 +12,7 @@ from redis.retry import Retry
 
 from auth_service.accounts import Accounts
 from auth_service.config import AuthConfig
+from auth_service.devices import LoginDevices
 from auth_service.passwords import Passwords
 from auth_service.routes import bp, well_known
 from auth_service.sessions import SessionStore
@@ -53,10 +54,14 @@ def create_app(config: AuthConfig | None = None) -> Flask:
         passwords=Passwords(time_cost=config.argon2_time_cost, memory_cost=config.argon2_memory_cost,
                             parallelism=config.argon2_parallelism),
         sessions=SessionStore(redis_client, prefix=config.redis_prefix, ttl=config.refresh_token_ttl,
-                              reuse_grace=config.refresh_reuse_grace),
+                              reuse_grace=config.refresh_reuse_grace,
+                              max_per_user=config.max_sessions_per_user),
         throttle=LoginThrottle(redis_client, prefix=config.redis_prefix,
-                               max_failures=config.login_max_failures, window=config.login_failure_window),
+                               max_failures=config.login_max_failures,
+                               account_max_failures=config.login_account_max_failures,
+                               window=config.login_failure_window),
         issuer=issuer,
+        devices=LoginDevices(issuer.derive_secret("login-device-cookie")),
     )
 
     app = create_service_app(

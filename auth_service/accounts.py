@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from auth_service.devices import LoginDevices
 from auth_service.passwords import Passwords
 from auth_service.sessions import InvalidRefreshToken, SessionInfo, SessionStore, SessionUser
 from auth_service.throttle import LoginThrottle
@@ -35,12 +36,14 @@ class SignedIn:
     access_token: str
     refresh_token: str
     user: SessionUser
+    device_cookie: str | None = None  # set by a login: the browser's renewed device cookie
 
 
 class Accounts:
     def __init__(self, users: UserStore, passwords: Passwords, sessions: SessionStore,
-                 throttle: LoginThrottle, issuer: TokenIssuer) -> None:
+                 throttle: LoginThrottle, issuer: TokenIssuer, devices: LoginDevices) -> None:
         self.users = users
+        self.devices = devices
         self.passwords = passwords
         self.sessions = sessions
         self.throttle = throttle
@@ -49,21 +52,24 @@ class Accounts:
     def signup(self, *, email: str, password: str, name: str) -> User:
         return self.users.add(email=email, name=name, password_hash=self.passwords.hash(password))
 
-    def login(self, *, email: str, password: str, address: str, user_agent: str) -> SignedIn:
+    def login(self, *, email: str, password: str, address: str, user_agent: str,
+              device_cookie: str | None = None) -> SignedIn:
         key = email_key(email)
-        retry_after = self.throttle.begin_attempt(key, address)
+        device = self.devices.recognise(key, device_cookie)
+        retry_after = self.throttle.begin_attempt(key, address, device)
         if retry_after is not None:
             raise TooManyAttempts(retry_after)
         user = self.users.find_by_email(email)
         # The dummy hash inside verify() makes an unknown email cost what a wrong password costs.
         if not self.passwords.verify(user.password_hash if user else None, password) or user is None:
             raise InvalidCredentials()
-        self.throttle.succeeded(key, address)
+        self.throttle.succeeded(key, address, device)
         if self.passwords.needs_rehash(user.password_hash):
             self.users.set_password_hash(user.id, self.passwords.hash(password))
         session_user = SessionUser(user.id, user.email, user.name)
         session_id, refresh_token = self.sessions.create(session_user, user_agent)
-        return self._signed_in(session_user, session_id, refresh_token)
+        signed_in = self._signed_in(session_user, session_id, refresh_token)
+        return replace(signed_in, device_cookie=self.devices.issue(key, device_cookie))
 
     def refresh(self, refresh_token: str) -> SignedIn:
         try:

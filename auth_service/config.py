@@ -22,7 +22,12 @@ class AuthConfig(ServiceConfig):
     # Comma-separated origins allowed to call the cookie endpoints; empty means the gateway's own.
     allowed_origins: str = ""
     login_max_failures: int = Field(10, ge=1)
+    # Across all addresses, for browsers without the account's device cookie (see throttle.py).
+    login_account_max_failures: int = Field(100, ge=1)
     login_failure_window: int = Field(900, ge=1)
+    login_device_cookie_ttl: int = Field(365 * 86400, ge=60)
+    # Live sessions one user may have; a login past it ends the user's oldest session.
+    max_sessions_per_user: int = Field(50, ge=1, le=10_000)
     # argon2id cost; argon2-cffi's defaults (RFC 9106 low-memory profile) unless overridden.
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_cost: int = Field(65536, ge=8)

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, make_response, requ
 from auth_service.accounts import (Accounts, InvalidCredentials, SessionNotFound, SignedIn,
                                    TooManyAttempts)
 from auth_service.config import AuthConfig
+from auth_service.devices import DEVICE_COOKIE
 from auth_service.schemas import (JsonWebKeySet, LoginRequest, SessionList, SessionPublic,
                                   SignupRequest, TokenResponse, UserEnvelope, UserPublic)
 from auth_service.sessions import InvalidRefreshToken
@@ -21,6 +22,7 @@ from shared.problems import Problem, not_found
 
 REFRESH_COOKIE = "refresh_token"
 COOKIE_PATH = "/api/auth"
+DEVICE_COOKIE_PATH = "/api/auth/login"  # sent with login attempts and nowhere else
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 well_known = Blueprint("well_known", __name__)
@@ -42,28 +44,42 @@ def _token_response(signed_in: SignedIn, status: int = 200) -> Response:
     response = make_response(jsonify(body.model_dump(mode="json")), status)
     response.set_cookie(REFRESH_COOKIE, signed_in.refresh_token, max_age=_config().refresh_token_ttl,
                         path=COOKIE_PATH, secure=True, httponly=True, samesite="Strict")
-    _no_store(response)
+    if signed_in.device_cookie:
+        response.set_cookie(DEVICE_COOKIE, signed_in.device_cookie, max_age=_config().login_device_cookie_ttl,
+                            path=DEVICE_COOKIE_PATH, secure=True, httponly=True, samesite="Strict")
     return response
 
 
 def _clear_cookie(response: Response) -> Response:
     response.delete_cookie(REFRESH_COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="Strict")
-    return _no_store(response)
-
-
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _reject_cross_site() -> None:
-    """CSRF defence for the cookie endpoints: a foreign Origin or a cross-site fetch is refused."""
-    origin = request.headers.get("Origin")
-    if origin is not None and origin.rstrip("/") not in _config().origins:
-        raise Problem(403, "csrf_rejected", "The request comes from an origin that is not allowed.",
-                      title="Forbidden")
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
-        raise Problem(403, "csrf_rejected", "Cross-site requests are not allowed.", title="Forbidden")
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    # Every auth answer is about one person (tokens, emails, sessions) except the public keys.
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def same_origin_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """CSRF defence: refuse a foreign Origin or a cross-site fetch before anything is read or done.
+
+    For the cookie endpoints and for login and signup, where a cross-site form could otherwise log
+    the victim's browser into the attacker's account.
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.rstrip("/") not in _config().origins:
+            raise Problem(403, "csrf_rejected", "The request comes from an origin that is not allowed.",
+                          title="Forbidden")
+        if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+            raise Problem(403, "csrf_rejected", "Cross-site requests are not allowed.", title="Forbidden")
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 def require_live_session(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,27 +126,30 @@ def _session_not_found(_exc: SessionNotFound):
 
 
 @bp.post("/signup")
-@operation("Create an account", body=SignupRequest, responses={201: UserEnvelope}, errors=(409,))
+@same_origin_only
+@operation("Create an account", body=SignupRequest, responses={201: UserEnvelope}, errors=(403, 409))
 def signup(body: SignupRequest):
     user = _accounts().signup(email=body.email, password=body.password, name=body.name)
     return UserEnvelope(user=UserPublic(id=user.id, email=user.email, name=user.name)), 201
 
 
 @bp.post("/login")
-@operation("Log in; sets the refresh_token cookie", body=LoginRequest, responses={200: TokenResponse},
-           errors=(401, 429))
+@same_origin_only
+@operation("Log in; sets the refresh_token and login_device cookies", body=LoginRequest,
+           responses={200: TokenResponse}, errors=(401, 403, 429))
 def login(body: LoginRequest):
     signed_in = _accounts().login(email=body.email, password=body.password,
                                   address=request.remote_addr or "unknown",
-                                  user_agent=request.headers.get("User-Agent", ""))
+                                  user_agent=request.headers.get("User-Agent", ""),
+                                  device_cookie=request.cookies.get(DEVICE_COOKIE))
     return _token_response(signed_in)
 
 
 @bp.post("/refresh")
+@same_origin_only
 @operation("Exchange the refresh_token cookie for a new access token and cookie",
            responses={200: TokenResponse}, errors=(401, 403))
 def refresh():
-    _reject_cross_site()
     token = request.cookies.get(REFRESH_COOKIE)
     if not token:
         raise InvalidRefreshToken("missing")
@@ -138,9 +157,9 @@ def refresh():
 
 
 @bp.post("/logout")
+@same_origin_only
 @operation("End this session and clear the cookie", responses={204: None}, errors=(403,))
 def logout():
-    _reject_cross_site()
     token = request.cookies.get(REFRESH_COOKIE)
     if token:
         _accounts().logout(token)

@@ -12,7 +12,7 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 
 class SignupRequest(BaseModel):
-    email: Annotated[EmailStr, Field(max_length=254)]
+    email: Annotated[EmailStr, Field(max_length=254), SINGLE_LINE]
     password: Annotated[str, Field(min_length=8, max_length=128)]
     name: Name
 

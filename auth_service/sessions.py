@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MAX_USER_AGENT = 256
 
+# KEYS: the new session's hash, the user's index. ARGV: session id, user id, email, name, token hash,
+# user agent, lifetime (ms), the most sessions a user may have, the key prefix.
 _CREATE = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -43,7 +45,19 @@ redis.call('HSET', KEYS[1], 'user_id', ARGV[2], 'email', ARGV[3], 'name', ARGV[4
            'expires_at', expires_at)
 redis.call('PEXPIREAT', KEYS[1], expires_at)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+-- Forget index entries of sessions that ended early (reuse, logout), so that only live ones count.
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if redis.call('EXISTS', ARGV[9] .. 'session:{' .. sid .. '}') == 0 then redis.call('ZREM', KEYS[2], sid) end
+end
 redis.call('ZADD', KEYS[2], expires_at, ARGV[1])
+-- Over the cap, the sessions that expire first (the oldest logins) end.
+local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[8])
+if excess > 0 then
+  local oldest = redis.call('ZPOPMIN', KEYS[2], excess)
+  for i = 1, #oldest, 2 do
+    redis.call('DEL', ARGV[9] .. 'session:{' .. oldest[i] .. '}', ARGV[9] .. 'session:{' .. oldest[i] .. '}:spent')
+  end
+end
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[2], last[2])
 return now
@@ -91,8 +105,9 @@ redis.call('ZREM', KEYS[3], ARGV[2])
 return 1
 """
 
-# REVIEW: builds session key names inside the script, which a single Redis (or a Redis
-# replica set) allows; on Redis Cluster the user's sessions would need one hash tag.
+# REVIEW: this script and _CREATE (its session cap) build session key names inside the script,
+# which a single Redis (or a Redis replica set) allows; on Redis Cluster the user's sessions would
+# need one hash tag.
 _REVOKE_ALL = """
 local sids = redis.call('ZRANGE', KEYS[1], 0, -1)
 for _, sid in ipairs(sids) do
@@ -169,11 +184,13 @@ def _from_ms(value: str | bytes) -> datetime:
 
 
 class SessionStore:
-    def __init__(self, client: redis.Redis, *, prefix: str, ttl: int, reuse_grace: int) -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str, ttl: int, reuse_grace: int,
+                 max_per_user: int = 50) -> None:
         self.redis = client
         self.prefix = prefix
         self.ttl_ms = ttl * 1000
         self.grace_ms = reuse_grace * 1000
+        self.max_per_user = max_per_user
         self._create = client.register_script(_CREATE)
         self._rotate = client.register_script(_ROTATE)
         self._revoke_by_token = client.register_script(_REVOKE_BY_TOKEN)
@@ -188,13 +205,13 @@ class SessionStore:
         return f"{self.prefix}user:{user_id}:sessions"
 
     def create(self, user: SessionUser, user_agent: str) -> tuple[str, str]:
-        """Start a session; return its id and first refresh token."""
+        """Start a session; return its id and first refresh token. Past the user's cap the oldest ends."""
         session_id = secrets.token_hex(16)
         token = f"{session_id}.{secrets.token_urlsafe(32)}"
         self._create(
             keys=[self._keys(session_id)[0], self._index(user.id)],
             args=[session_id, user.id, user.email, user.name, token_hash(token),
-                  user_agent[:MAX_USER_AGENT], self.ttl_ms],
+                  user_agent[:MAX_USER_AGENT], self.ttl_ms, self.max_per_user, self.prefix],
         )
         return session_id, token
 

@@ -1,4 +1,15 @@
-"""Per-account, per-address login throttling, counted in Redis."""
+"""Login throttling, counted in Redis: per account and address, and per account across addresses.
+
+Three counters, each a fixed window of `window` seconds, all counted before the password is
+checked so that parallel guesses cannot slip through:
+
+- (account, address): `max_failures` attempts; it stops one address from guessing one password.
+- the account, for browsers without a device cookie of it: `account_max_failures` attempts
+  from all addresses together; it slows a guesser that rotates through many addresses.
+- (account, device cookie): `max_failures` attempts; a browser that logged in to the account
+  before is exempt from the account-wide ceiling (the owner is not locked out by an attack), but
+  a stolen or replayed device cookie still gets only a few guesses.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +17,55 @@ import hashlib
 
 import redis
 
+# Undo this attempt's count on the account-wide counter, but never bring a key back to life.
+_UNCOUNT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
 
 class LoginThrottle:
-    """Allow `max_failures` failed logins per (email, address) in a fixed window, then refuse."""
-
-    def __init__(self, client: redis.Redis, *, prefix: str, max_failures: int, window: int) -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str, max_failures: int, account_max_failures: int,
+                 window: int) -> None:
         self.redis = client
         self.prefix = prefix
         self.max_failures = max_failures
+        self.account_max_failures = account_max_failures
         self.window = window
+        self._uncount = client.register_script(_UNCOUNT)
 
-    def _key(self, email_key: str, address: str) -> str:
-        # Hashed, so Redis holds no email address or IP in clear.
-        digest = hashlib.sha256(f"{email_key}\0{address}".encode()).hexdigest()[:32]
-        return f"{self.prefix}login-attempts:{digest}"
+    def _key(self, kind: str, *parts: str) -> str:
+        # Hashed, so Redis holds no email address, IP or cookie in clear.
+        digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+        return f"{self.prefix}login-attempts:{kind}:{digest}"
 
-    def begin_attempt(self, email_key: str, address: str) -> int | None:
-        """Count an attempt before checking the password; return seconds to wait when over the limit.
+    def _counters(self, email_key: str, address: str, device: str | None) -> list[tuple[str, int]]:
+        by_address = (self._key("address", email_key, address), self.max_failures)
+        if device is not None:
+            return [by_address, (self._key("device", email_key, device), self.max_failures)]
+        return [by_address, (self._key("account", email_key), self.account_max_failures)]
 
-        Counting first makes concurrent guesses race-free; a successful login clears the count.
+    def begin_attempt(self, email_key: str, address: str, device: str | None = None) -> int | None:
+        """Count an attempt before checking the password; return seconds to wait when over a limit.
+
+        `device` is the nonce of a recognised device cookie for this account, if any.
         """
-        key = self._key(email_key, address)
+        counters = self._counters(email_key, address, device)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.incr(key)
-        pipe.expire(key, self.window, nx=True)
-        pipe.ttl(key)
-        attempts, _, ttl = pipe.execute()
-        if attempts > self.max_failures:
-            return max(int(ttl), 1)
-        return None
+        for key, _ in counters:
+            pipe.incr(key)
+            pipe.expire(key, self.window, nx=True)
+            pipe.ttl(key)
+        results = pipe.execute()
+        waits = [max(int(ttl), 1) for (_, limit), (attempts, _, ttl) in zip(counters, zip(*[iter(results)] * 3))
+                 if attempts > limit]
+        return max(waits) if waits else None
 
-    def succeeded(self, email_key: str, address: str) -> None:
-        self.redis.delete(self._key(email_key, address))
+    def succeeded(self, email_key: str, address: str, device: str | None = None) -> None:
+        """Forget this address's (and device's) failures; a success is not counted account-wide."""
+        (address_key, _), (other_key, _) = self._counters(email_key, address, device)
+        if device is not None:
+            self.redis.delete(address_key, other_key)
+        else:
+            self.redis.delete(address_key)
+            self._uncount(keys=[other_key])

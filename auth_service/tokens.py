@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from auth_service.keys import load_private_key, public_jwk, read_jwks, signing_algorithm
 from shared.access_tokens import ACCESS_TOKEN_TYPE
@@ -28,6 +30,13 @@ class TokenIssuer:
         # Publish the current key first, then retired keys whose tokens may still be valid.
         others = [k for k in read_jwks(jwks_path)["keys"] if k.get("kid") != self.kid] if jwks_path else []
         self.jwks: dict[str, Any] = {"keys": [current, *others]}
+
+    def derive_secret(self, purpose: str) -> bytes:
+        """A 256-bit secret for `purpose`, derived from the signing key, so that every replica that
+        holds the key agrees on it and there is no second secret to distribute; a new key renews it."""
+        material = self._private_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption())
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(material)
 
     def issue(self, *, user_id: str, name: str, session_id: str) -> str:
         now = int(time.time())

@@ -85,6 +85,7 @@ class Bench:
         self.base_env = {"APP_ENV": "production", "SIGNING_KEY_PATH": str(workdir / "keys" / "signing.pem"),
                          "JWKS_PATH": str(workdir / "keys" / "jwks.json"), "REDIS_URL": self.redis.url,
                          "LOG_LEVEL": "WARNING", "TRUSTED_PROXY_HOPS": "1",
+                         "TRUSTED_PROXY_ADDRESSES": "127.0.0.2",
                          "AUTH_DATABASE_URL": f"sqlite:///{workdir}/auth.db",
                          "PROFILE_DATABASE_URL": f"sqlite:///{workdir}/profile.db",
                          "BOARD_DATABASE_URL": f"sqlite:///{workdir}/board.db"}

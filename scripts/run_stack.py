@@ -19,7 +19,11 @@ sys.path.insert(0, str(REPO))
 from auth_service.keys import init_keys  # noqa: E402
 
 TEMPLATE = REPO / "gateway" / "nginx.conf.template"
-TEMPLATE_VARIABLES = ("GATEWAY_PORT", "AUTH_UPSTREAM", "PROFILE_UPSTREAM", "BOARD_UPSTREAM", "WEB_ROOT")
+TEMPLATE_VARIABLES = ("GATEWAY_PORT", "AUTH_UPSTREAM", "PROFILE_UPSTREAM", "BOARD_UPSTREAM", "WEB_ROOT",
+                      "UPSTREAM_BIND")
+# The gateway connects to the services from this loopback address, and only this address may
+# tell them the client's address (X-Forwarded-For); everything else on the machine uses 127.0.0.1.
+GATEWAY_SOURCE_ADDRESS = "127.0.0.2"
 
 
 def render_gateway_config(variables: dict[str, str]) -> str:
@@ -70,6 +74,7 @@ def main() -> None:
         "PROFILE_UPSTREAM": f"127.0.0.1:{ports['PROFILE']}",
         "BOARD_UPSTREAM": f"127.0.0.1:{ports['BOARD']}",
         "WEB_ROOT": str(REPO / "gateway" / "web"),
+        "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
     }))
     nginx_config = var_dir / "gateway" / "nginx.conf"
     nginx_config.write_text(main_nginx_config(var_dir, server_config))
@@ -83,7 +88,8 @@ def main() -> None:
         "SIGNING_KEY_PATH": str(keys / "signing.pem"),
         "JWKS_PATH": str(keys / "jwks.json"),
         "JWKS_URL": env.get("JWKS_URL") or f"http://127.0.0.1:{ports['AUTH']}/.well-known/jwks.json",
-        "TRUSTED_PROXY_HOPS": env.get("TRUSTED_PROXY_HOPS", "1"),
+        "TRUSTED_PROXY_HOPS": "1",
+        "TRUSTED_PROXY_ADDRESSES": GATEWAY_SOURCE_ADDRESS,
         "GATEWAY_PORT": ports["GATEWAY"],
     }
     os.environ.update(service_env)

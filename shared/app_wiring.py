@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify, request
 from sqlalchemy import Engine
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.access_tokens import AccessTokenVerifier
 from shared.config import ServiceConfig
@@ -14,6 +13,7 @@ from shared.database import DATABASE_UNAVAILABLE_ERRORS, ping
 from shared.openapi import openapi_document
 from shared.problems import Problem, register_error_handlers
 from shared.request_log import configure_logging, install_request_log
+from shared.trusted_proxies import TrustedProxyFix
 
 # A readiness check returns None when its dependency is usable, else a short reason.
 ReadinessCheck = Callable[[], str | None]
@@ -35,9 +35,18 @@ def create_service_app(
     app.json.compact = True
     app.extensions["service_config"] = config
     if config.trusted_proxy_hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.trusted_proxy_hops)  # type: ignore[method-assign]
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, hops=config.trusted_proxy_hops, networks=config.trusted_proxies)
     install_request_log(app)
     register_error_handlers(app, unavailable_errors=unavailable_errors)
+
+    @app.after_request
+    def _personal_answers_are_not_stored(response: Response) -> Response:
+        # An answer to a request with credentials may be about that person: no cache, shared or
+        # the browser's, keeps it. Routes that know better set their own Cache-Control.
+        if ("Authorization" in request.headers or request.cookies) and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     @app.get("/healthz")
     def healthz():

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.trusted_proxies import Network, parse_networks
 
 
 class ConfigError(RuntimeError):
@@ -34,9 +36,28 @@ class ServiceConfig(BaseSettings):
     jwks_refetch_cooldown: float = Field(30.0, ge=0)
     # Verified tokens remembered until they expire (0 turns the cache off, e.g. to measure it).
     verified_token_cache_size: int = Field(10_000, ge=0)
-    # How many proxies in front of the service append to X-Forwarded-For (1 behind the gateway).
+    # How many proxies in front of the service append to X-Forwarded-For (1 behind the gateway),
+    # believed only on connections from these addresses (comma-separated IPs or CIDR blocks).
     trusted_proxy_hops: int = Field(0, ge=0, le=5)
+    trusted_proxy_addresses: str = ""
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+
+    @field_validator("trusted_proxy_addresses")
+    @classmethod
+    def _addresses_are_networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @model_validator(mode="after")
+    def _hops_need_trusted_addresses(self) -> Self:
+        if self.trusted_proxy_hops and not self.trusted_proxies:
+            raise ValueError("TRUSTED_PROXY_HOPS needs TRUSTED_PROXY_ADDRESSES: the proxies whose "
+                             "X-Forwarded-For may be believed")
+        return self
+
+    @property
+    def trusted_proxies(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxy_addresses)
 
     @classmethod
     def from_env(cls) -> Self:

@@ -39,6 +39,11 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
 
 
 def _parse_body(model: type[BaseModel]) -> BaseModel:
+    # Only JSON: a cross-site HTML form can send text/plain or form encodings without a CORS
+    # preflight, never application/json, so this also closes the form-based CSRF path.
+    if request.mimetype != "application/json":
+        raise Problem(415, "unsupported_media_type", "The request body must be application/json.",
+                      title="Unsupported media type")
     raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
     try:
         return model.model_validate_json(raw or b"")
@@ -155,6 +160,8 @@ def openapi_document(app: Flask, title: str, version: str = "1.0.0") -> dict[str
                 response["content"] = {"application/json": {"schema": keyed[(model, "serialization")]}}
             op["responses"][str(status)] = response
         error_statuses = set(spec.errors) | {400, 404, 405, 413, 503}
+        if spec.body is not None:
+            error_statuses.add(415)
         if getattr(view, "requires_caller", False):
             error_statuses.add(401)
         for status in sorted(error_statuses):

@@ -19,17 +19,43 @@ def _rfc3339_utc(moment: datetime) -> str:
 Timestamp = Annotated[datetime, PlainSerializer(_rfc3339_utc, return_type=str)]
 
 
+# Bidirectional embeddings, overrides and isolates (U+202A-202E, U+2066-2069): in a name or a title
+# they make text read differently from what it is ("Trojan Source", spoofed names).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _is_control(character: str) -> bool:
+    """C0, DEL and C1 (U+0080-009F, where the 8-bit terminal escapes such as CSI live)."""
+    return character < "\x20" or "\x7f" <= character <= "\x9f"
+
+
+def _character_class(code_points: list[int]) -> str:
+    """Write sorted code points as regex ranges: [0, 1, 2, 5] -> \\u0000-\\u0002\\u0005."""
+    runs: list[list[int]] = []
+    for point in code_points:
+        if runs and point == runs[-1][1] + 1:
+            runs[-1][1] = point
+        else:
+            runs.append([point, point])
+    return "".join(f"\\u{a:04x}" + (f"-\\u{b:04x}" if b > a else "") for a, b in runs)
+
+
 @dataclass(frozen=True)
 class _NoControlCharacters:
     """Refuse control characters, and say so in the JSON schema so clients (and fuzzers) know."""
 
     allowed: str = ""  # control characters that are fine, e.g. "\t\n\r"
+    bidi_controls: bool = True  # whether bidirectional controls are allowed (fine in running text)
 
     def _forbidden(self, character: str) -> bool:
-        return (character < "\x20" or character == "\x7f") and character not in self.allowed
+        if character in _BIDI_CONTROLS:
+            return not self.bidi_controls
+        return _is_control(character) and character not in self.allowed
 
     def _check(self, value: str) -> str:
-        if any(self._forbidden(c) for c in value):
+        for character in filter(self._forbidden, value):
+            if character in _BIDI_CONTROLS:
+                raise PydanticCustomError("bidi_control", "Bidirectional controls are not allowed here")
             raise PydanticCustomError("control_character", "Control characters are not allowed")
         return value
 
@@ -38,12 +64,13 @@ class _NoControlCharacters:
 
     def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         json_schema = handler(schema)
-        excluded = "".join(f"\\x{ord(c):02x}" for c in map(chr, [*range(0x20), 0x7f]) if self._forbidden(c))
-        json_schema["pattern"] = f"^[^{excluded}]*$"
+        candidates = [*range(0x20), *range(0x7f, 0xa0), *map(ord, sorted(_BIDI_CONTROLS))]
+        json_schema["pattern"] = f"^[^{_character_class([c for c in candidates if self._forbidden(chr(c))])}]*$"
         return json_schema
 
 
 # Control characters are refused at the edge, NUL above all: PostgreSQL text cannot store it, and
 # a field that reaches a log line or another user's screen should not carry terminal escapes.
-SINGLE_LINE = _NoControlCharacters()
+# Single-line fields (names, titles, emails) also refuse the bidirectional controls.
+SINGLE_LINE = _NoControlCharacters(bidi_controls=False)
 MULTI_LINE = _NoControlCharacters(allowed="\t\n\r")

@@ -45,7 +45,7 @@ def test_both_ways_render_the_same_routes_to_the_same_services():
     compose_config = render_gateway_config({**gateway_env, "GATEWAY_PORT": "8080"})
     local_config = render_gateway_config({
         "GATEWAY_PORT": "8080", "AUTH_UPSTREAM": "127.0.0.1:8001", "PROFILE_UPSTREAM": "127.0.0.1:8002",
-        "BOARD_UPSTREAM": "127.0.0.1:8003", "WEB_ROOT": "/srv/web"})
+        "BOARD_UPSTREAM": "127.0.0.1:8003", "WEB_ROOT": "/srv/web", "UPSTREAM_BIND": "127.0.0.2"})
     assert _locations(compose_config) == _locations(local_config)
     assert {"/api/auth/", "/api/profiles", "/api/boards", "= /.well-known/jwks.json", "/"} <= set(
         _locations(local_config))

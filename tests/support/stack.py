@@ -81,7 +81,7 @@ class GatewayProcess:
     """nginx from the same template as `make run`, in front of upstreams the test controls."""
 
     def __init__(self, var_dir: Path, upstreams: dict[str, int]) -> None:
-        from scripts.run_stack import main_nginx_config, render_gateway_config
+        from scripts.run_stack import GATEWAY_SOURCE_ADDRESS, main_nginx_config, render_gateway_config
 
         self.port = free_port()
         directory = var_dir / "gateway"
@@ -91,6 +91,7 @@ class GatewayProcess:
             "GATEWAY_PORT": str(self.port),
             **{f"{name.upper()}_UPSTREAM": f"127.0.0.1:{port}" for name, port in upstreams.items()},
             "WEB_ROOT": str(REPO / "gateway" / "web"),
+            "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
         }))
         self.config = directory / "nginx.conf"
         self.config.write_text(main_nginx_config(var_dir, server_config))
