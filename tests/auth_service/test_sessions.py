@@ -83,3 +83,52 @@ def test_expired_access_token_is_token_expired(client, tokens, auth):
     response = client.get("/api/auth/sessions", headers=tokens.bearer(iat=past, exp=past + 60))
     assert response.status_code == 401
     assert response.json["code"] == "token_expired"
+
+
+def test_past_the_session_cap_the_oldest_session_ends(make_app):
+    app = make_app(max_sessions_per_user=3)
+    first = app.test_client()
+    first.post("/api/auth/signup", json={"email": "cap@example.com", "password": PASSWORD, "name": "Cap"})
+    devices = [first] + [app.test_client() for _ in range(3)]
+    accesses = [_second_device_of(device, "cap@example.com") for device in devices]
+    assert first.post("/api/auth/refresh").status_code == 401  # the oldest ended
+    assert all(device.post("/api/auth/refresh").status_code == 200 for device in devices[1:])
+    assert len(devices[-1].get("/api/auth/sessions", headers=bearer(accesses[-1])).json["sessions"]) == 3
+
+
+def test_sessions_that_ended_early_do_not_count_against_the_cap(make_app):
+    app = make_app(max_sessions_per_user=3)
+    keeper = app.test_client()
+    keeper.post("/api/auth/signup", json={"email": "cap@example.com", "password": PASSWORD, "name": "Cap"})
+    _second_device_of(keeper, "cap@example.com")
+    # A session revoked for reuse leaves its id in the user's index; it must not cost a live one.
+    for _ in range(3):
+        thief = app.test_client()
+        _second_device_of(thief, "cap@example.com")
+        stolen = refresh_cookie(thief.post("/api/auth/refresh"))
+        thief.post("/api/auth/refresh")
+        thief.post("/api/auth/refresh")  # now `stolen` is older than the predecessor
+        thief.set_cookie("refresh_token", stolen, path="/api/auth")
+        assert thief.post("/api/auth/refresh").status_code == 401  # an older token: theft, the session ends
+    others = [app.test_client() for _ in range(2)]
+    for other in others:
+        _second_device_of(other, "cap@example.com")
+    assert keeper.post("/api/auth/refresh").status_code == 200
+    assert all(other.post("/api/auth/refresh").status_code == 200 for other in others)
+
+
+def _second_device_of(device, email):
+    response = device.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200
+    return response.json["access_token"]
+
+
+def test_every_auth_answer_but_the_public_keys_is_never_stored(app, auth, client):
+    user = auth.signup()
+    signup = client.post("/api/auth/signup", json={"email": "s2@example.com", "password": PASSWORD, "name": "S"})
+    assert signup.headers["Cache-Control"] == "no-store"  # it carries the email
+    access = auth.login(user["email"]).json["access_token"]
+    assert client.get("/api/auth/sessions", headers=bearer(access)).headers["Cache-Control"] == "no-store"
+    assert auth.login(user["email"], password="wrong-pass").headers["Cache-Control"] == "no-store"
+    assert client.post("/api/auth/refresh").headers["Cache-Control"] == "no-store"
+    assert app.test_client().get("/api/auth/jwks.json").headers["Cache-Control"] == "public, max-age=300"

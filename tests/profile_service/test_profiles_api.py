@@ -268,3 +268,11 @@ def test_openapi_lists_the_paths(client: FlaskClient) -> None:
     assert "security" not in paths["/api/profiles/{user_id}"]["get"]
     profile = document["components"]["schemas"]["ProfilePublic"]
     assert set(profile["properties"]) == {"user_id", "name", "bio", "created_at", "updated_at"}
+
+
+def test_personal_answers_are_never_stored(client: FlaskClient, tokens: TokenFactory) -> None:
+    me = client.get("/api/profiles/me", headers=tokens.bearer(sub="u-cache"))
+    assert me.headers["Cache-Control"] == "no-store"
+    patched = client.patch("/api/profiles/me", headers=tokens.bearer(sub="u-cache"), json={"bio": "b"})
+    assert patched.headers["Cache-Control"] == "no-store"
+    assert "no-store" not in client.get("/api/profiles/u-cache").headers.get("Cache-Control", "")

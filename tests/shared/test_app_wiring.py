@@ -132,3 +132,23 @@ def test_malformed_allowed_origins_stop_start_up(monkeypatch, origins):
     monkeypatch.setenv("ALLOWED_ORIGINS", origins)
     with pytest.raises(ConfigError, match="ALLOWED_ORIGINS"):
         AuthConfig.from_env()
+
+
+def test_answers_to_requests_with_credentials_are_not_stored():
+    app = create_service_app("cache_test", ServiceConfig(jwks_path=None), readiness_checks={})
+
+    @app.get("/public")
+    def public():
+        return {"ok": True}
+
+    @app.get("/cacheable")
+    def cacheable():
+        return {"ok": True}, 200, {"Cache-Control": "public, max-age=60"}
+
+    client = app.test_client()
+    assert "Cache-Control" not in client.get("/public").headers
+    assert client.get("/public", headers={"Authorization": "Bearer x"}).headers["Cache-Control"] == "no-store"
+    client.set_cookie("refresh_token", "x")
+    assert client.get("/public").headers["Cache-Control"] == "no-store"
+    assert client.get("/nowhere").headers["Cache-Control"] == "no-store"  # problem documents too
+    assert client.get("/cacheable").headers["Cache-Control"] == "public, max-age=60"  # a route that knows
