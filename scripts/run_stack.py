@@ -83,8 +83,9 @@ def procfile_line(name: str, environment: dict[str, str], command: str, env_dir:
     """Save `environment` for process `name`; return the Procfile line running `command` with only it."""
     env_file = env_dir / f"{name}.json"
     env_file.write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n")
-    # The file keeps secrets out of command lines, which every local user can read in /proc.
-    return f"{name}: {sys.executable} {Path(__file__).resolve()} exec-with-env {env_file} {command}"
+    # The file keeps secrets out of command lines, which every local user can read in /proc; `exec`
+    # leaves no shell behind holding honcho's whole environment.
+    return f"{name}: exec {sys.executable} {Path(__file__).resolve()} exec-with-env {env_file} {command}"
 
 
 def exec_with_environment(env_file: Path, command: list[str]) -> NoReturn:
