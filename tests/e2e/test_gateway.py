@@ -180,7 +180,9 @@ NGINX_REFUSALS = {
 @pytest.mark.parametrize("name", NGINX_REFUSALS)
 def test_requests_nginx_refuses_are_problem_documents(stack, name):
     data, status, code = NGINX_REFUSALS[name]
-    assert_problem(exchange(stack.ports["gateway"], data), status, code)
+    answer = exchange(stack.ports["gateway"], data)
+    assert_problem(answer, status, code)
+    assert len(answer[1]["x-request-id"]) == 32
 
 
 @pytest.mark.parametrize("path", ["/css", "/js/views", "//api/boards", "/api/boards//x", "/index.html/",
