@@ -65,7 +65,7 @@ def problem_response(status: int) -> bytes:
 class _ProblemErrors:
     """Answer a request gunicorn could not take with a problem document instead of an HTML page."""
 
-    def handle_error(self, req, client, addr, exc):  # noqa: ANN001 - gunicorn's signature
+    def handle_error(self, req, client, addr, exc):
         status = status_for(exc)
         if status == 500:
             self.log.exception("Error handling request")
