@@ -7,7 +7,10 @@ import os
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-worker_class = "gthread" if threads > 1 else "sync"
+# gunicorn's sync and gthread workers, answering the requests gunicorn refuses itself (bad request
+# line, headers or chunks) with problem documents instead of HTML pages.
+worker_class = ("shared.gunicorn_errors.ThreadProblemWorker" if threads > 1
+                else "shared.gunicorn_errors.SyncProblemWorker")
 # The gateway keeps upstream connections open; keep them a little longer than nginx does.
 keepalive = 75
 timeout = 30

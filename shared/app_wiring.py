@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Mapping
 
 from flask import Flask, Response, jsonify, request
+from gunicorn.http.errors import ParseException
 from sqlalchemy import Engine
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from shared.access_tokens import AccessTokenVerifier
 from shared.config import ServiceConfig
@@ -33,11 +36,14 @@ def create_service_app(
                       TRAP_HTTP_EXCEPTIONS=False)
     app.json.sort_keys = False
     app.json.compact = True
+    # werkzeug would answer `//` in a path with a redirect built from the client's Host header.
+    app.url_map.merge_slashes = False
     app.extensions["service_config"] = config
     if config.trusted_proxy_hops:
         app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, hops=config.trusted_proxy_hops, networks=config.trusted_proxies)
     install_request_log(app)
+    app.before_request(_whole_streamed_body)
     register_error_handlers(app, unavailable_errors=unavailable_errors)
 
     @app.after_request
@@ -72,6 +78,23 @@ def create_service_app(
         return jsonify(openapi_document(app, title=f"{service} API"))
 
     return app
+
+
+def _whole_streamed_body() -> None:
+    """Buffer a body sent without Content-Length (chunked): whole, or refused with 413."""
+    # Without a Content-Length werkzeug reads up to MAX_CONTENT_LENGTH and hands on that much as if
+    # it were the whole body, so a longer one would be cut short and accepted. Read one byte past
+    # the limit here, then give werkzeug the body with its length.
+    if request.content_length is not None or "Transfer-Encoding" not in request.headers:
+        return
+    limit = request.max_content_length
+    try:
+        body = request.environ["wsgi.input"].read(limit + 1)
+    except ParseException:  # gunicorn: a bad chunk size or terminator
+        raise BadRequest("The chunked request body is malformed.") from None
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    request.environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
 
 
 def create_resource_service_app(service: str, config: ServiceConfig, engine: Engine) -> Flask:

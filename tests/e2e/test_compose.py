@@ -80,3 +80,12 @@ def test_images_run_as_non_root_and_carry_no_secrets():
     assert re.search(r"^USER app$", dockerfile, flags=re.MULTILINE)
     assert "COPY var" not in dockerfile and ".pem" not in dockerfile
     assert "var" in Path(REPO / ".dockerignore").read_text().split()
+
+
+def test_only_the_gateway_publishes_a_port_and_only_on_loopback():
+    # The services must sit behind nginx: gunicorn alone is open to slow clients (see SECURITY.md).
+    services = _compose()["services"]
+    published = {name: service["ports"] for name, service in services.items() if "ports" in service}
+    assert list(published) == ["gateway"]
+    assert all(port.startswith("127.0.0.1:") for port in published["gateway"])
+    assert not any("expose" in service or service.get("network_mode") == "host" for service in services.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -114,3 +115,109 @@ def test_large_bodies_under_the_limit_reach_the_service(stack):
                              headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
+
+
+# Sent in every malformed request below: no answer may carry it back.
+MARKER = b"<script>edge-marker</script>"
+
+
+def exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes (what `requests` refuses to send), read until the server closes; return status, headers, body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def assert_problem(answer: tuple[int, dict[str, str], bytes], status: int, code: str) -> None:
+    got_status, headers, body = answer
+    assert got_status == status, body
+    assert headers["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert (problem["type"], problem["status"], problem["code"]) == (f"urn:problem:{code}", status, code)
+    assert problem["title"] and problem["detail"]
+    assert b"<html" not in body.lower() and MARKER not in body
+
+
+def chunked(body: bytes, size: int = 64 * 1024) -> bytes:
+    parts = [b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size)]
+    return b"".join(parts) + b"0\r\n\r\n"
+
+
+HOST = b"Host: localhost\r\nConnection: close\r\n"
+POST = b"POST /api/auth/login HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
+NGINX_REFUSALS = {
+    "header over the buffers": (b"GET /api/boards HTTP/1.1\r\n" + HOST + b"X-Big: " + MARKER + b"a" * 20000
+                                + b"\r\n\r\n", 431, "request_header_too_large"),
+    "cookie over the buffers": (b"GET /api/boards HTTP/1.1\r\n" + HOST + b"Cookie: a=" + MARKER + b"a" * 9000
+                                + b"\r\n\r\n", 431, "request_header_too_large"),
+    "URI over the buffers": (b"GET /api/boards?" + MARKER + b"a" * 20000 + b" HTTP/1.1\r\n" + HOST + b"\r\n",
+                             414, "uri_too_long"),
+    "NUL in the path": (b"GET /api/%00" + MARKER + b" HTTP/1.1\r\n" + HOST + b"\r\n", 400, "bad_request"),
+    "garbage request line": (MARKER + b"\r\n" + HOST + b"\r\n", 400, "bad_request"),
+    "bad method": (b"G<T /api/boards HTTP/1.1\r\n" + HOST + b"\r\n", 400, "bad_request"),
+    "HTTP/1.1 without Host": (b"GET /api/boards HTTP/1.1\r\nConnection: close\r\n\r\n", 400, "bad_request"),
+    "two Host headers": (b"GET /api/boards HTTP/1.1\r\n" + HOST + b"Host: evil.example\r\n\r\n", 400, "bad_request"),
+    "unknown HTTP version": (b"GET /api/boards HTTP/9.9\r\n" + HOST + b"\r\n", 505, "http_version_not_supported"),
+    "gzip, chunked": (POST + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, "not_implemented"),
+    "identity": (POST + b"Transfer-Encoding: identity\r\n\r\n", 501, "not_implemented"),
+    "unknown transfer coding": (POST + b"Transfer-Encoding: " + MARKER + b"\r\n\r\n", 501, "not_implemented"),
+    "bad chunk size": (POST + b"Transfer-Encoding: chunked\r\n\r\nzz" + MARKER + b"\r\n{}\r\n0\r\n\r\n",
+                       400, "bad_request"),
+    "Content-Length and chunked": (POST + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                                   400, "bad_request"),
+    "bad Content-Length": (POST + b"Content-Length: " + MARKER + b"\r\n\r\n", 400, "bad_request"),
+    "chunked body over 1 MiB": (POST + b"Transfer-Encoding: chunked\r\n\r\n"
+                                + chunked(b"{}" + b" " * (1024 * 1024 + 1000)), 413, "payload_too_large"),
+}
+
+
+@pytest.mark.parametrize("name", NGINX_REFUSALS)
+def test_requests_nginx_refuses_are_problem_documents(stack, name):
+    data, status, code = NGINX_REFUSALS[name]
+    answer = exchange(stack.ports["gateway"], data)
+    assert_problem(answer, status, code)
+    assert len(answer[1]["x-request-id"]) == 32
+
+
+@pytest.mark.parametrize("path", ["/css", "/js/views", "//api/boards", "/api/boards//x", "/index.html/",
+                                  "/api//auth/jwks.json", "/css/../js"])
+def test_no_redirect_names_a_forged_host(stack, path):
+    status, headers, _ = exchange(stack.ports["gateway"], f"GET {path} HTTP/1.1\r\nHost: evil.example\r\n"
+                                                          "Connection: close\r\n\r\n".encode())
+    location = headers.get("location", "")
+    assert "evil.example" not in location, (status, location)
+    if location.startswith(("http:", "https:", "//")):
+        assert f":{stack.ports['gateway']}/" in location, location
+
+
+def test_a_directory_without_its_slash_redirects_to_a_relative_path(stack):
+    status, headers, _ = exchange(stack.ports["gateway"], b"GET /css HTTP/1.1\r\nHost: evil.example\r\n"
+                                                          b"Connection: close\r\n\r\n")
+    assert (status, headers["location"]) == (301, "/css/")
+
+
+@pytest.mark.parametrize("service", ["auth", "profile", "board"])
+def test_services_run_the_make_run_way_answer_their_own_refusals_as_problems(stack, service):
+    # Straight to gunicorn, configured by gunicorn.conf.py as `make run` and compose run it.
+    port = stack.ports[service]
+    assert_problem(exchange(port, b"GET /" + MARKER + b"a" * 8000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
+                   414, "uri_too_long")
+    assert_problem(exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n" + MARKER + b": 1\r\n\r\n"), 400, "bad_request")
+
+
+def test_a_chunked_signup_over_the_limit_sent_straight_to_auth_is_413_and_creates_nothing(stack):
+    account = {"email": f"chunked-{uuid.uuid4().hex}@example.com", "password": "correct horse battery",
+               "name": "Chunked"}
+    # Valid JSON padded with whitespace: cut at 1 MiB it would still parse and sign the account up.
+    document = json.dumps(account).encode()
+    body = document + b" " * (1024 * 1024 + 1000 - len(document))
+    request = (b"POST /api/auth/signup HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+               b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body))
+    assert_problem(exchange(stack.ports["auth"], request), 413, "payload_too_large")
+    assert requests.post(f"{stack.url}/api/auth/signup", json=account).status_code == 201  # not email_taken

@@ -15,6 +15,9 @@ from tests.support.backends import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
+# The worker classes gunicorn.conf.py names, so gunicorn's own errors are problem documents here too.
+PROBLEM_WORKERS = {"sync": "shared.gunicorn_errors.SyncProblemWorker",
+                   "gthread": "shared.gunicorn_errors.ThreadProblemWorker"}
 
 
 class ServiceProcess:
@@ -26,7 +29,8 @@ class ServiceProcess:
         self.env = env
         self.workers = workers
         self.threads = threads
-        self.worker_class = worker_class or ("gthread" if threads > 1 else "sync")
+        worker_class = worker_class or ("gthread" if threads > 1 else "sync")
+        self.worker_class = PROBLEM_WORKERS.get(worker_class, worker_class)
         self.port = port or free_port()
         self.log_path = log_dir / f"{package}-{self.port}.log"
         self.process: subprocess.Popen | None = None
