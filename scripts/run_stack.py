@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,6 +51,13 @@ http {{
     include {server_config};
 }}
 """
+
+
+def migrate_databases() -> None:
+    """Bring each service's database to its latest schema before any service starts."""
+    for package in ("auth_service", "profile_service", "board_service"):
+        if subprocess.run([sys.executable, "-m", package, "db", "upgrade"], cwd=REPO).returncode != 0:
+            sys.exit(f"run: `python -m {package} db upgrade` failed; the stack was not started")
 
 
 def main() -> None:
@@ -102,6 +110,8 @@ def main() -> None:
     lines.append(f"ready: {sys.executable} {REPO / 'scripts' / 'announce_ready.py'}")
     procfile = var_dir / "Procfile"
     procfile.write_text("\n".join(lines) + "\n")
+
+    migrate_databases()  # with the environment the services get
 
     honcho = python_bin / "honcho"
     os.chdir(REPO)
