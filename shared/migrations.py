@@ -16,7 +16,7 @@ from pathlib import Path
 from alembic import command, context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, inspect, text
 
 from shared.config import ConfigError
@@ -88,7 +88,7 @@ def write_revision(engine: Engine, history: MigrationHistory, message: str) -> P
     with engine.begin() as connection:
         script = command.revision(history.config(connection), message=message, autogenerate=True,
                                   rev_id=f"{int(history.head or 0) + 1:04d}")
-    assert script is not None  # one revision asked for, one written
+    assert isinstance(script, Script)  # one history with one head gives one script
     return Path(script.path)
 
 
