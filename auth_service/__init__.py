@@ -45,7 +45,6 @@ def create_app(config: AuthConfig | None = None) -> Flask:
 
     engine = create_database_engine(config.database_url)
     users = UserStore(engine)
-    users.create_schema()
     redis_client = create_redis_client(config.redis_url)
     issuer = TokenIssuer(config.signing_key_path, config.jwks_path, issuer=config.jwt_issuer,
                          audience=config.jwt_audience, ttl=config.access_token_ttl)

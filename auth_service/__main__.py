@@ -2,6 +2,7 @@
 
     python -m auth_service keys init|rotate [--dir DIR] [--drop-old]
     python -m auth_service sessions revoke-all      # uses REDIS_URL and REDIS_PREFIX
+    python -m auth_service db upgrade|downgrade|current|revision   # uses AUTH_DATABASE_URL
 """
 
 import sys
@@ -19,8 +20,18 @@ def revoke_all_sessions() -> int:
     return 0
 
 
+def migrate(argv: list[str]) -> int | str:
+    # Imported here: the other commands need neither Alembic nor the storage modules.
+    from auth_service.migrations import HISTORY
+    from shared import migrations
+
+    return migrations.main(argv, HISTORY, lambda: AuthConfig.from_env().database_url)
+
+
 if __name__ == "__main__":
     command = sys.argv[1:3]
+    if command[:1] == ["db"]:
+        sys.exit(migrate(sys.argv[2:]))
     if command[:1] == ["keys"]:
         sys.exit(keys.main(sys.argv[2:]))
     if command == ["sessions", "revoke-all"]:

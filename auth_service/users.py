@@ -9,8 +9,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from shared.database import create_schema
-
+# The models; databases get them from auth_service/migrations/, and tests/migrations checks the two agree.
 metadata = MetaData()
 
 users = Table(
@@ -45,9 +44,6 @@ def email_key(email: str) -> str:
 class UserStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-
-    def create_schema(self) -> None:
-        create_schema(self.engine, metadata)
 
     def add(self, *, email: str, name: str, password_hash: str) -> User:
         user = User(id=uuid.uuid4().hex, email=email.strip(), name=name, password_hash=password_hash)

@@ -19,7 +19,6 @@ def create_app(config: BoardConfig | None = None) -> Flask:
     config = config or BoardConfig.from_env()
     engine = create_database_engine(config.database_url)
     boards = BoardStore(engine)
-    boards.create_schema()
     app = create_resource_service_app("board_service", config, engine)
     app.extensions["boards"] = boards
     app.register_blueprint(bp)

@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import (Column, Connection, DateTime, Engine, Index, MetaData, Row, String, Table, Text,
                         and_, delete, insert, or_, select, update)
 
-from shared.database import as_utc, create_schema
+from shared.database import as_utc
 
+# The models; databases get them from board_service/migrations/, and tests/migrations checks the two agree.
 metadata = MetaData()
 
 boards = Table(
@@ -108,9 +109,6 @@ def _board(row: Row) -> Board:
 class BoardStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-
-    def create_schema(self) -> None:
-        create_schema(self.engine, metadata)
 
     def add(self, *, author_id: str, author_name: str, title: str, content: str) -> Board:
         now = datetime.now(timezone.utc)

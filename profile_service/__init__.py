@@ -20,7 +20,6 @@ def create_app(config: ProfileConfig | None = None) -> Flask:
     config = config or ProfileConfig.from_env()
     engine = create_database_engine(config.database_url)
     profiles = ProfileStore(engine)
-    profiles.create_schema()
     app = create_resource_service_app("profile_service", config, engine)
     app.extensions["profiles"] = profiles
     app.register_blueprint(bp)

@@ -8,12 +8,13 @@ from datetime import datetime, timezone
 from sqlalchemy import Column, Connection, DateTime, Engine, MetaData, String, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from shared.database import as_utc, create_schema
+from shared.database import as_utc
 
 MAX_USER_ID = 255
 MAX_NAME = 50
 MAX_BIO = 500
 
+# The models; databases get them from profile_service/migrations/, and tests/migrations checks the two agree.
 metadata = MetaData()
 
 profiles = Table(
@@ -49,9 +50,6 @@ class ProfileStore:
         if dialect is None:
             raise ValueError(f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL")
         self._insert = dialect.insert
-
-    def create_schema(self) -> None:
-        create_schema(self.engine, metadata)
 
     def find(self, user_id: str) -> Profile | None:
         """Return the profile of `user_id`, or None."""

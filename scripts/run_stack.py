@@ -15,6 +15,7 @@ import os
 import secrets
 import shlex
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -127,6 +128,13 @@ http {{
 """
 
 
+def migrate_databases() -> None:
+    """Bring each service's database to its latest schema before any service starts."""
+    for package in ("auth_service", "profile_service", "board_service"):
+        if subprocess.run([sys.executable, "-m", package, "db", "upgrade"], cwd=REPO).returncode != 0:
+            sys.exit(f"run: `python -m {package} db upgrade` failed; the stack was not started")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["exec-with-env"]:  # the per-process launcher in the Procfile lines below
         exec_with_environment(Path(sys.argv[2]), sys.argv[3:])
@@ -203,6 +211,8 @@ def main() -> None:
                                env_dir))
     procfile = var_dir / "Procfile"
     procfile.write_text("\n".join(lines) + "\n")
+
+    migrate_databases()  # with the environment the services get
 
     honcho = python_bin / "honcho"
     os.chdir(REPO)

@@ -1,11 +1,11 @@
-"""SQLAlchemy engines with sane defaults for SQLite files and PostgreSQL, and schema creation."""
+"""SQLAlchemy engines with sane defaults for SQLite files and PostgreSQL (schemas: shared/migrations.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -47,22 +47,6 @@ def create_database_engine(url: str) -> Engine:
         connect_args={"connect_timeout": 2, "options": "-c statement_timeout=5000", "keepalives": 1,
                       "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3},
     )
-
-
-def create_schema(engine: Engine, metadata: MetaData) -> None:
-    """Create missing tables; safe when several worker processes start at once."""
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            # One creator at a time across processes; the lock ends with the transaction.
-            connection.execute(text("SELECT pg_advisory_xact_lock(7262025)"))
-            metadata.create_all(connection)
-        return
-    try:
-        metadata.create_all(engine)
-    except OperationalError as exc:
-        if "already exists" not in str(exc):
-            raise
-        metadata.create_all(engine)  # another worker won the race; now every table is there
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -11,6 +11,8 @@ from flask.testing import FlaskClient
 
 from auth_service import create_app
 from auth_service.config import AuthConfig
+from auth_service.migrations import HISTORY
+from tests.support.schemas import migrate
 
 PASSWORD = "correct horse battery"
 # Cheap argon2id so tests stay fast; production uses argon2-cffi's defaults.
@@ -29,7 +31,8 @@ def make_config(database_url: str, redis_url: str, keys_dir: Path) -> Callable[.
 
 
 @pytest.fixture
-def make_app(make_config: Callable[..., AuthConfig]) -> Callable[..., Flask]:
+def make_app(make_config: Callable[..., AuthConfig], database_url: str) -> Callable[..., Flask]:
+    migrate(database_url, HISTORY)
     created: list[Flask] = []
 
     def make(**overrides: object) -> Flask:

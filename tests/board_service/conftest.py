@@ -12,11 +12,14 @@ from flask.testing import FlaskClient
 
 from board_service import create_app
 from board_service.config import BoardConfig
+from board_service.migrations import HISTORY
+from tests.support.schemas import migrate
 from tests.support.tokens import TokenFactory
 
 
 @pytest.fixture
 def app(database_url: str, keys_dir: Path) -> Iterator[Flask]:
+    migrate(database_url, HISTORY)
     app = create_app(BoardConfig(database_url=database_url, jwks_path=keys_dir / "jwks.json", app_env="test"))
     yield app
     app.extensions["engine"].dispose()

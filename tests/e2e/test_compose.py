@@ -6,6 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from scripts.run_stack import TEMPLATE, TEMPLATE_VARIABLES, render_gateway_config
@@ -64,15 +65,33 @@ def test_private_key_is_mounted_into_auth_only():
         assert services[name]["environment"]["JWKS_PATH"].startswith("/keys/public/")
 
 
+def _one_shots(services: dict) -> set[str]:
+    return {name for name, service in services.items() if service.get("restart") == "no"}
+
+
 def test_every_long_running_service_has_a_healthcheck_and_waits_for_healthy_dependencies():
     services = _compose()["services"]
+    one_shots = _one_shots(services)
+    assert one_shots == {"keygen", "auth-migrate", "profile-migrate", "board-migrate"}
     for name, service in services.items():
-        if name == "keygen":
-            continue
-        assert "healthcheck" in service, name
+        if name not in one_shots:
+            assert "healthcheck" in service, name
         for dependency, rule in service.get("depends_on", {}).items():
-            expected = "service_completed_successfully" if dependency == "keygen" else "service_healthy"
+            expected = "service_completed_successfully" if dependency in one_shots else "service_healthy"
             assert rule["condition"] == expected, (name, dependency)
+
+
+@pytest.mark.parametrize("name", ["auth", "profile", "board"])
+def test_each_service_starts_after_its_database_is_migrated(name: str):
+    services = _compose()["services"]
+    service, migrate = services[name], services[f"{name}-migrate"]
+    assert migrate["command"] == ["python", "-m", service["environment"]["SERVICE"], "db", "upgrade"]
+    variable = f"{name.upper()}_DATABASE_URL"
+    assert migrate["environment"][variable] == service["environment"][variable]
+    assert service["depends_on"][f"{name}-migrate"] == {"condition": "service_completed_successfully"}
+    assert migrate["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    # Migrating needs the database only: no signing key, and no production check that asks for one.
+    assert "volumes" not in migrate and "APP_ENV" not in migrate["environment"]
 
 
 def test_images_run_as_non_root_and_carry_no_secrets():

@@ -11,6 +11,8 @@ from flask.testing import FlaskClient
 
 from profile_service import create_app
 from profile_service.config import ProfileConfig
+from profile_service.migrations import HISTORY
+from tests.support.schemas import migrate
 
 
 @pytest.fixture
@@ -20,6 +22,7 @@ def config(database_url: str, keys_dir: Path) -> ProfileConfig:
 
 @pytest.fixture
 def app(config: ProfileConfig) -> Iterator[Flask]:
+    migrate(config.database_url, HISTORY)
     app = create_app(config)
     yield app
     app.extensions["engine"].dispose()  # let the PostgreSQL fixture drop its database

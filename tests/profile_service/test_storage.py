@@ -7,15 +7,17 @@ from datetime import timezone
 
 import pytest
 
+from profile_service.migrations import HISTORY
 from profile_service.profiles import ProfileStore
 from shared.database import create_database_engine
+from tests.support.schemas import migrate
 
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[ProfileStore]:
+    migrate(database_url, HISTORY)
     engine = create_database_engine(database_url)
     store = ProfileStore(engine)
-    store.create_schema()
     yield store
     engine.dispose()
 
@@ -55,7 +57,7 @@ def test_find_of_unknown_ids_is_none(store: ProfileStore, user_id: str) -> None:
     assert store.find(user_id) is None
 
 
-def test_recreating_the_schema_keeps_the_data(store: ProfileStore) -> None:
+def test_upgrading_again_keeps_the_data(store: ProfileStore, database_url: str) -> None:
     store.find_or_create("u1", "Ada")
-    store.create_schema()
+    migrate(database_url, HISTORY)
     assert store.find("u1") is not None

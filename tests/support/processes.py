@@ -42,6 +42,11 @@ class ServiceProcess:
     def start(self, timeout: float = 20) -> "ServiceProcess":
         env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
         log = self.log_path.open("ab")
+        # As `make run` and compose do: the schema comes from the migrations, never from the app.
+        migrated = subprocess.run([sys.executable, "-m", self.package, "db", "upgrade"], cwd=REPO, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, timeout=60)
+        if migrated.returncode != 0:
+            raise RuntimeError(f"{self.package} db upgrade failed:\n{self.log()}")
         self.process = subprocess.Popen(
             [str(GUNICORN), "--workers", str(self.workers), "--threads", str(self.threads),
              "--worker-class", self.worker_class, "--bind", f"127.0.0.1:{self.port}",
