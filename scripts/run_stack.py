@@ -128,10 +128,11 @@ http {{
 """
 
 
-def migrate_databases() -> None:
+def migrate_databases(environments: dict[str, dict[str, str]]) -> None:
     """Bring each service's database to its latest schema before any service starts."""
-    for package in ("auth_service", "profile_service", "board_service"):
-        if subprocess.run([sys.executable, "-m", package, "db", "upgrade"], cwd=REPO).returncode != 0:
+    for name, (package, _) in SERVICES.items():
+        if subprocess.run([sys.executable, "-m", package, "db", "upgrade"], cwd=REPO,
+                          env=environments[name]).returncode != 0:
             sys.exit(f"run: `python -m {package} db upgrade` failed; the stack was not started")
 
 
@@ -192,6 +193,7 @@ def main() -> None:
     python_bin = Path(sys.executable).parent
     gunicorn = f"{python_bin / 'gunicorn'} -c {REPO / 'gunicorn.conf.py'}"
     lines = []
+    service_environments = {}
     if local_redis:
         redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
         lines.append(procfile_line("redis", basics, f"{redis_server} {var_dir / 'redis' / 'redis.conf'} "
@@ -201,6 +203,7 @@ def main() -> None:
         # Only what this service's config reads: profile and board never see auth's key, database or Redis.
         readable = config_variables(config) | set(GUNICORN_VARIABLES)
         environment = {**basics, **{key: value for key, value in settings.items() if key in readable}}
+        service_environments[name] = environment
         lines.append(procfile_line(name, environment, f"{gunicorn} --bind 127.0.0.1:{ports[name.upper()]} "
                                    f"'{package}:create_app()'", env_dir))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -212,7 +215,7 @@ def main() -> None:
     procfile = var_dir / "Procfile"
     procfile.write_text("\n".join(lines) + "\n")
 
-    migrate_databases()  # with the environment the services get
+    migrate_databases(service_environments)  # each with the environment its service gets
 
     honcho = python_bin / "honcho"
     os.chdir(REPO)
