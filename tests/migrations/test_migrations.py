@@ -39,6 +39,7 @@ from profile_service.profiles import ProfileStore
 from profile_service.profiles import metadata as profile_metadata
 from shared.database import create_database_engine
 from shared.migrations import MigrationHistory, downgrade, upgrade
+from tests.support.backends import postgres_database
 from tests.support.processes import REPO
 
 
@@ -138,9 +139,17 @@ def test_a_database_made_by_create_all_is_adopted_with_its_data(engine: Engine, 
     assert schema_differences(engine, service) == []
 
 
-def test_two_upgrades_at_once_migrate_once(database_url: str, engine: Engine, service: Service) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("only PostgreSQL databases are migrated by several processes (jobs, replicas)")
+@pytest.fixture
+def postgres_engine() -> Iterator[Engine]:
+    """PostgreSQL only: it is the database several processes (jobs, replicas) migrate at once."""
+    with postgres_database() as url:
+        engine = create_database_engine(url)
+        yield engine
+        engine.dispose()
+
+
+def test_two_upgrades_at_once_migrate_once(postgres_engine: Engine, service: Service) -> None:
+    engine = postgres_engine
     barrier = threading.Barrier(2)
 
     def migrate(_: int) -> str | None:
