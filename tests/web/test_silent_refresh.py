@@ -49,10 +49,12 @@ def test_reload_keeps_the_session_and_no_token_is_readable(stack, app, context):
     assert access_token not in html and not JWT.search(html)
 
     cookies = {c["name"]: c for c in context.cookies()}
-    assert set(cookies) == {"refresh_token"}
-    refresh = cookies["refresh_token"]
+    assert set(cookies) == {"refresh_token", "login_device"}
+    refresh, device = cookies["refresh_token"], cookies["login_device"]
     assert refresh["httpOnly"] and refresh["secure"] and refresh["sameSite"] == "Strict"
     assert refresh["path"] == "/api/auth"
+    assert device["httpOnly"] and device["secure"] and device["sameSite"] == "Strict"
+    assert device["path"] == "/api/auth/login"
 
 
 def test_calls_failing_together_share_one_refresh(stack, app, traffic):
