@@ -41,6 +41,7 @@ from shared.database import create_database_engine
 from shared.migrations import MigrationHistory, downgrade, upgrade
 from tests.support.backends import postgres_database
 from tests.support.processes import REPO
+from shared.service_context import DatabaseServiceContext
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def test_create_app_leaves_the_schema_to_the_migrations(database_url: str, engin
                                              jwks_path=keys_dir / "jwks.json")),
     ]
     for app in apps:
-        app.extensions["engine"].dispose()
+        DatabaseServiceContext.of(app).engine.dispose()
     assert tables(engine) == set()
 
 
