@@ -178,6 +178,7 @@ def test_create_app_leaves_the_schema_to_the_migrations(database_url: str, engin
     assert tables(engine) == set()
 
 
+@pytest.mark.servers  # runs the command line as a process
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_the_command_line_migrates_the_database_the_service_is_configured_with(name: str, tmp_path: Path) -> None:
     env = {**os.environ, f"{name.upper()}_DATABASE_URL": f"sqlite:///{tmp_path / 'service.db'}"}

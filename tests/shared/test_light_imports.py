@@ -9,6 +9,8 @@ import pytest
 
 from tests.support.processes import REPO
 
+pytestmark = pytest.mark.servers  # starts processes of its own
+
 HEAVY = ("flask", "werkzeug", "sqlalchemy", "redis", "alembic", "gunicorn")
 
 
