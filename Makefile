@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON := $(PY)
 
-.PHONY: install keys run test test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify lock clean
+.PHONY: install keys run test test-fast test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify lock clean
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
 $(VENV)/.installed: requirements-dev.lock
@@ -21,6 +21,9 @@ keys: install                          ## development signing key and JWKS under
 test: install                          ## every test, against real Redis, SQLite and PostgreSQL
 	scripts/ensure-test-services.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install                     ## the tests that need no server or process, for the edit-test loop
+	$(PY) -m pytest -m "not servers" -q $(PYTEST_ARGS)
 
 test-auth: install                     ## one folder of tests (also test-shared, -profile, -board, -web)
 	scripts/ensure-test-services.sh && $(PY) -m pytest tests/auth_service $(PYTEST_ARGS)

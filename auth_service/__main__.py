@@ -7,12 +7,15 @@
 
 import sys
 
-from auth_service import create_redis_client, keys
+from auth_service import keys
 from auth_service.config import AuthConfig
-from auth_service.sessions import SessionStore
 
 
 def revoke_all_sessions() -> int:
+    # Imported here: `keys` and `db` need no Redis client.
+    from auth_service.redis_client import create_redis_client
+    from auth_service.sessions import SessionStore
+
     config = AuthConfig.from_env()
     store = SessionStore(create_redis_client(config.redis_url), prefix=config.redis_prefix,
                          ttl=config.refresh_token_ttl, reuse_grace=config.refresh_reuse_grace)

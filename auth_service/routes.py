@@ -6,11 +6,13 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, make_response, request
+from flask import Blueprint, Response, jsonify, make_response, request
+from werkzeug.http import dump_cookie
 
 from auth_service.accounts import (Accounts, InvalidCredentials, SessionNotFound, SignedIn,
                                    TooManyAttempts)
 from auth_service.config import AuthConfig
+from auth_service.context import AuthContext
 from auth_service.devices import DEVICE_COOKIE
 from auth_service.schemas import (JsonWebKeySet, LoginRequest, SessionList, SessionPublic,
                                   SignupRequest, TokenResponse, UserEnvelope, UserPublic)
@@ -18,7 +20,7 @@ from auth_service.sessions import InvalidRefreshToken
 from auth_service.users import EmailTaken
 from shared.access_tokens import Caller, TokenError, require_caller
 from shared.openapi import operation
-from shared.problems import Problem, not_found
+from shared.problems import ErrorTable, Problem, ProblemFor
 
 REFRESH_COOKIE = "refresh_token"
 COOKIE_PATH = "/api/auth"
@@ -28,12 +30,33 @@ bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 well_known = Blueprint("well_known", __name__)
 
 
+# Clears the refresh cookie with exactly the attributes it was set with.
+_CLEAR_REFRESH_COOKIE = dump_cookie(REFRESH_COOKIE, "", max_age=0, expires=0, path=COOKIE_PATH, secure=True,
+                                    httponly=True, samesite="Strict")
+
+def _retry_after(exc: Exception) -> dict[str, str]:
+    assert isinstance(exc, TooManyAttempts)
+    return {"Retry-After": str(exc.retry_after)}
+
+
+ERRORS: ErrorTable = {
+    InvalidCredentials: ProblemFor(401, "invalid_credentials", "The email or password is wrong.",
+                                   title="Unauthorized"),
+    TooManyAttempts: ProblemFor(429, "too_many_attempts", "Too many failed logins; try again later.",
+                                title="Too many attempts", headers=_retry_after),
+    InvalidRefreshToken: ProblemFor(401, "invalid_refresh_token", "The session has ended; log in again.",
+                                    title="Unauthorized", headers=lambda _: {"Set-Cookie": _CLEAR_REFRESH_COOKIE}),
+    EmailTaken: ProblemFor(409, "email_taken", "An account with this email already exists.", title="Conflict"),
+    SessionNotFound: ProblemFor(404, "not_found", "No such session.", title="Not found"),
+}
+
+
 def _accounts() -> Accounts:
-    return current_app.extensions["accounts"]
+    return AuthContext.of().accounts
 
 
 def _config() -> AuthConfig:
-    return current_app.extensions["service_config"]
+    return AuthContext.of().config
 
 
 def _token_response(signed_in: SignedIn, status: int = 200) -> Response:
@@ -51,7 +74,7 @@ def _token_response(signed_in: SignedIn, status: int = 200) -> Response:
 
 
 def _clear_cookie(response: Response) -> Response:
-    response.delete_cookie(REFRESH_COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="Strict")
+    response.headers.add("Set-Cookie", _CLEAR_REFRESH_COOKIE)
     return response
 
 
@@ -93,36 +116,6 @@ def require_live_session(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, caller=caller, **kwargs)
 
     return wrapper
-
-
-@bp.errorhandler(InvalidCredentials)
-def _invalid_credentials(_exc: InvalidCredentials):
-    return Problem(401, "invalid_credentials", "The email or password is wrong.",
-                   title="Unauthorized").to_response()
-
-
-@bp.errorhandler(TooManyAttempts)
-def _too_many_attempts(exc: TooManyAttempts):
-    return Problem(429, "too_many_attempts", "Too many failed logins; try again later.",
-                   title="Too many attempts", headers={"Retry-After": str(exc.retry_after)}).to_response()
-
-
-@bp.errorhandler(InvalidRefreshToken)
-def _invalid_refresh_token(_exc: InvalidRefreshToken):
-    response = Problem(401, "invalid_refresh_token", "The session has ended; log in again.",
-                       title="Unauthorized").to_response()
-    return _clear_cookie(response)
-
-
-@bp.errorhandler(EmailTaken)
-def _email_taken(_exc: EmailTaken):
-    return Problem(409, "email_taken", "An account with this email already exists.",
-                   title="Conflict").to_response()
-
-
-@bp.errorhandler(SessionNotFound)
-def _session_not_found(_exc: SessionNotFound):
-    return not_found("No such session.").to_response()
 
 
 @bp.post("/signup")
@@ -195,7 +188,7 @@ def revoke_session(session_id: str, caller: Caller):
 
 
 def _jwks() -> Response:
-    response = jsonify(current_app.extensions["token_issuer"].jwks)
+    response = jsonify(AuthContext.of().issuer.jwks)
     # Short enough that a newly introduced key reaches verifiers quickly.
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

@@ -25,6 +25,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import redis
 from cryptography.exceptions import InvalidTag
@@ -34,84 +35,133 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MAX_USER_AGENT = 256
 
-# KEYS: the new session's hash, the user's index. ARGV: session id, user id, email, name, token hash,
-# user agent, lifetime (ms), the most sessions a user may have, the key prefix.
+class F:
+    """The session hash's fields, named once: Python reads them by these names, and every script
+    gets them as the Lua table F (F.token_hash is 'token_hash'), so adding a field touches this
+    class and the code that uses it, never a position."""
+
+    user_id = "user_id"
+    email = "email"
+    name = "name"
+    token_hash = "token_hash"
+    prev_hash = "prev_hash"
+    prev_wrapped = "prev_wrapped"
+    rotated_at = "rotated_at"
+    user_agent = "user_agent"
+    created_at = "created_at"
+    last_used_at = "last_used_at"
+    expires_at = "expires_at"
+
+
+SESSION_FIELDS = tuple(value for key, value in vars(F).items() if not key.startswith("_"))
+_FIELD_TABLE = "local F = {" + ", ".join(f"{name} = '{name}'" for name in SESSION_FIELDS) + "}\n"
+# In every script: read named fields of a hash into a table (s.user_id), false where absent.
+_READ_FIELDS = """
+local function read(key, ...)
+  local names = {...}
+  local values = redis.call('HMGET', key, unpack(names))
+  local fields = {}
+  for i, name in ipairs(names) do fields[name] = values[i] end
+  return fields
+end
+"""
+
+
+class SessionScript:
+    """A Lua script whose arguments are named: the names bind ARGV in order, calls pass them by name."""
+
+    def __init__(self, client: redis.Redis, body: str, *, args: tuple[str, ...] = ()) -> None:
+        prelude = "".join(f"local {name} = ARGV[{position}]\n" for position, name in enumerate(args, 1))
+        self.args = args
+        self._script = client.register_script(_FIELD_TABLE + _READ_FIELDS + prelude + body)
+
+    def __call__(self, *, keys: list[str], **args: object) -> Any:
+        if set(args) != set(self.args):
+            raise TypeError(f"script arguments {sorted(args)} are not {sorted(self.args)}")
+        return self._script(keys=keys, args=[args[name] for name in self.args])
+
+
+# KEYS: the new session's hash, the user's index.
 _CREATE = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local expires_at = now + tonumber(ARGV[7])
-redis.call('HSET', KEYS[1], 'user_id', ARGV[2], 'email', ARGV[3], 'name', ARGV[4],
-           'token_hash', ARGV[5], 'user_agent', ARGV[6], 'created_at', now, 'last_used_at', now,
-           'expires_at', expires_at)
+local expires_at = now + tonumber(lifetime_ms)
+redis.call('HSET', KEYS[1], F.user_id, user_id, F.email, email, F.name, name, F.token_hash, token_hash,
+           F.user_agent, user_agent, F.created_at, now, F.last_used_at, now, F.expires_at, expires_at)
 redis.call('PEXPIREAT', KEYS[1], expires_at)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 -- Forget index entries of sessions that ended early (reuse, logout), so that only live ones count.
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  if redis.call('EXISTS', ARGV[9] .. 'session:{' .. sid .. '}') == 0 then redis.call('ZREM', KEYS[2], sid) end
+  if redis.call('EXISTS', prefix .. 'session:{' .. sid .. '}') == 0 then redis.call('ZREM', KEYS[2], sid) end
 end
-redis.call('ZADD', KEYS[2], expires_at, ARGV[1])
+redis.call('ZADD', KEYS[2], expires_at, session_id)
 -- Over the cap, the sessions that expire first (the oldest logins) end.
-local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[8])
+local excess = redis.call('ZCARD', KEYS[2]) - tonumber(max_sessions)
 if excess > 0 then
   local oldest = redis.call('ZPOPMIN', KEYS[2], excess)
   for i = 1, #oldest, 2 do
-    redis.call('DEL', ARGV[9] .. 'session:{' .. oldest[i] .. '}', ARGV[9] .. 'session:{' .. oldest[i] .. '}:spent')
+    redis.call('DEL', prefix .. 'session:{' .. oldest[i] .. '}', prefix .. 'session:{' .. oldest[i] .. '}:spent')
   end
 end
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[2], last[2])
 return now
 """
+_CREATE_ARGS = ("session_id", "user_id", "email", "name", "token_hash", "user_agent", "lifetime_ms",
+                "max_sessions", "prefix")
 
+# KEYS: the session's hash, its spent set.
 _ROTATE = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local s = redis.call('HMGET', KEYS[1], 'user_id', 'email', 'name', 'token_hash', 'prev_hash',
-                     'prev_wrapped', 'rotated_at', 'expires_at')
-if not s[1] then return {'invalid'} end
-local presented = ARGV[1]
-if s[4] == presented then
-  redis.call('HSET', KEYS[1], 'token_hash', ARGV[2], 'prev_hash', presented,
-             'prev_wrapped', ARGV[3], 'rotated_at', now, 'last_used_at', now)
+local s = read(KEYS[1], F.user_id, F.email, F.name, F.token_hash, F.prev_hash, F.prev_wrapped, F.rotated_at,
+               F.expires_at)
+if not s.user_id then return {'invalid'} end
+if s.token_hash == presented then
+  redis.call('HSET', KEYS[1], F.token_hash, successor_hash, F.prev_hash, presented,
+             F.prev_wrapped, successor_wrapped, F.rotated_at, now, F.last_used_at, now)
   redis.call('SADD', KEYS[2], presented)
-  redis.call('PEXPIREAT', KEYS[2], s[8])
-  return {'rotated', s[1], s[2], s[3]}
+  redis.call('PEXPIREAT', KEYS[2], s.expires_at)
+  return {'rotated', s.user_id, s.email, s.name}
 end
-if s[5] == presented and now - tonumber(s[7]) <= tonumber(ARGV[4]) then
-  redis.call('HSET', KEYS[1], 'last_used_at', now)
-  return {'grace', s[1], s[2], s[3], s[6]}
+if s.prev_hash == presented and now - tonumber(s.rotated_at) <= tonumber(grace_ms) then
+  redis.call('HSET', KEYS[1], F.last_used_at, now)
+  return {'grace', s.user_id, s.email, s.name, s.prev_wrapped}
 end
-if s[5] == presented or redis.call('SISMEMBER', KEYS[2], presented) == 1 then
+if s.prev_hash == presented or redis.call('SISMEMBER', KEYS[2], presented) == 1 then
   redis.call('DEL', KEYS[1], KEYS[2])
-  return {'reused', s[1]}
+  return {'reused', s.user_id}
 end
 return {'invalid'}
 """
+_ROTATE_ARGS = ("presented", "successor_hash", "successor_wrapped", "grace_ms")
 
 # Logout: only a holder of the current token or its predecessor may end the session.
+# KEYS: the session's hash, its spent set.
 _REVOKE_BY_TOKEN = """
-local s = redis.call('HMGET', KEYS[1], 'user_id', 'token_hash', 'prev_hash')
-if s[1] and (s[2] == ARGV[1] or s[3] == ARGV[1]) then
+local s = read(KEYS[1], F.user_id, F.token_hash, F.prev_hash)
+if s.user_id and (s.token_hash == presented or s.prev_hash == presented) then
   redis.call('DEL', KEYS[1], KEYS[2])
-  return s[1]
+  return s.user_id
 end
 return false
 """
 
+# KEYS: the session's hash, its spent set, the user's index.
 _REVOKE_OWNED = """
-if redis.call('HGET', KEYS[1], 'user_id') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], F.user_id) ~= user_id then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[3], session_id)
 return 1
 """
 
 # REVIEW: this script and _CREATE (its session cap) build session key names inside the script,
 # which a single Redis (or a Redis replica set) allows; on Redis Cluster the user's sessions would
-# need one hash tag.
+# need one hash tag. KEYS: the user's index.
 _REVOKE_ALL = """
 local sids = redis.call('ZRANGE', KEYS[1], 0, -1)
 for _, sid in ipairs(sids) do
-  redis.call('DEL', ARGV[1] .. 'session:{' .. sid .. '}', ARGV[1] .. 'session:{' .. sid .. '}:spent')
+  redis.call('DEL', prefix .. 'session:{' .. sid .. '}', prefix .. 'session:{' .. sid .. '}:spent')
 end
 redis.call('DEL', KEYS[1])
 return #sids
@@ -191,11 +241,11 @@ class SessionStore:
         self.ttl_ms = ttl * 1000
         self.grace_ms = reuse_grace * 1000
         self.max_per_user = max_per_user
-        self._create = client.register_script(_CREATE)
-        self._rotate = client.register_script(_ROTATE)
-        self._revoke_by_token = client.register_script(_REVOKE_BY_TOKEN)
-        self._revoke_owned = client.register_script(_REVOKE_OWNED)
-        self._revoke_all = client.register_script(_REVOKE_ALL)
+        self._create = SessionScript(client, _CREATE, args=_CREATE_ARGS)
+        self._rotate = SessionScript(client, _ROTATE, args=_ROTATE_ARGS)
+        self._revoke_by_token = SessionScript(client, _REVOKE_BY_TOKEN, args=("presented",))
+        self._revoke_owned = SessionScript(client, _REVOKE_OWNED, args=("user_id", "session_id"))
+        self._revoke_all = SessionScript(client, _REVOKE_ALL, args=("prefix",))
 
     def _keys(self, session_id: str) -> list[str]:
         base = f"{self.prefix}session:{{{session_id}}}"
@@ -210,8 +260,9 @@ class SessionStore:
         token = f"{session_id}.{secrets.token_urlsafe(32)}"
         self._create(
             keys=[self._keys(session_id)[0], self._index(user.id)],
-            args=[session_id, user.id, user.email, user.name, token_hash(token),
-                  user_agent[:MAX_USER_AGENT], self.ttl_ms, self.max_per_user, self.prefix],
+            session_id=session_id, user_id=user.id, email=user.email, name=user.name, token_hash=token_hash(token),
+            user_agent=user_agent[:MAX_USER_AGENT], lifetime_ms=self.ttl_ms, max_sessions=self.max_per_user,
+            prefix=self.prefix,
         )
         return session_id, token
 
@@ -221,8 +272,8 @@ class SessionStore:
         successor = f"{session_id}.{secrets.token_urlsafe(32)}"
         result = self._rotate(
             keys=self._keys(session_id),
-            args=[token_hash(token), token_hash(successor), _wrap_successor(token, successor, session_id),
-                  self.grace_ms],
+            presented=token_hash(token), successor_hash=token_hash(successor),
+            successor_wrapped=_wrap_successor(token, successor, session_id), grace_ms=self.grace_ms,
         )
         outcome = result[0].decode()
         if outcome == "reused":
@@ -243,20 +294,20 @@ class SessionStore:
             session_id = _session_id_of(token)
         except InvalidRefreshToken:
             return
-        user_id = self._revoke_by_token(keys=self._keys(session_id), args=[token_hash(token)])
+        user_id = self._revoke_by_token(keys=self._keys(session_id), presented=token_hash(token))
         if user_id:
             self.redis.zrem(self._index(user_id.decode()), session_id)
 
     def revoke(self, user_id: str, session_id: str) -> bool:
         """End one of the user's sessions; False when the user has no such session."""
         return bool(self._revoke_owned(keys=[*self._keys(session_id), self._index(user_id)],
-                                       args=[user_id, session_id]))
+                                       user_id=user_id, session_id=session_id))
 
     def revoke_all(self, user_id: str) -> int:
-        return int(self._revoke_all(keys=[self._index(user_id)], args=[self.prefix]))
+        return int(self._revoke_all(keys=[self._index(user_id)], prefix=self.prefix))
 
     def is_active(self, user_id: str, session_id: str) -> bool:
-        owner = self.redis.hget(self._keys(session_id)[0], "user_id")
+        owner = self.redis.hget(self._keys(session_id)[0], F.user_id)
         return owner is not None and owner.decode() == user_id
 
     def list(self, user_id: str) -> list[SessionInfo]:
@@ -267,7 +318,7 @@ class SessionStore:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for session_id in session_ids:
-            pipe.hmget(self._keys(session_id)[0], "user_id", "created_at", "last_used_at", "user_agent")
+            pipe.hmget(self._keys(session_id)[0], F.user_id, F.created_at, F.last_used_at, F.user_agent)
         sessions, ended = [], []
         for session_id, (owner, created, used, agent) in zip(session_ids, pipe.execute()):
             if owner is None or owner.decode() != user_id:

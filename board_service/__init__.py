@@ -5,21 +5,17 @@ Run with gunicorn: `gunicorn 'board_service:create_app()'`.
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
-from board_service.boards import BoardStore
-from board_service.config import BoardConfig
-from board_service.routes import bp
-from shared.app_wiring import create_resource_service_app
-from shared.database import create_database_engine
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from board_service.config import BoardConfig
 
 
 def create_app(config: BoardConfig | None = None) -> Flask:
     """Build the board service app from `config`, or from the environment."""
-    config = config or BoardConfig.from_env()
-    engine = create_database_engine(config.database_url)
-    boards = BoardStore(engine)
-    app = create_resource_service_app("board_service", config, engine)
-    app.extensions["boards"] = boards
-    app.register_blueprint(bp)
-    return app
+    # Imported here, so that importing the package (`python -m board_service db`) loads no web stack.
+    from board_service.app import build_app
+
+    return build_app(config)

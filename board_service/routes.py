@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, url_for
+from flask import Blueprint, url_for
 
 from board_service.boards import Board, BoardNotFound, BoardStore, InvalidCursor, NotAuthor
+from board_service.context import BoardContext
 from board_service.schemas import (AuthorPublic, BoardCreate, BoardListQuery, BoardPage, BoardPublic,
                                    BoardUpdate)
 from shared.access_tokens import Caller, require_caller
 from shared.openapi import operation
-from shared.problems import Problem, not_found, validation_error
+from shared.problems import ErrorTable, ProblemFor
 
 bp = Blueprint("boards", __name__, url_prefix="/api/boards")
+
+ERRORS: ErrorTable = {
+    BoardNotFound: ProblemFor(404, "not_found", "No such post.", title="Not found"),
+    NotAuthor: ProblemFor(403, "forbidden", "Only the author may change or delete this post.", title="Forbidden"),
+    InvalidCursor: ProblemFor(400, "validation_error", "The request has invalid fields.", title="Validation failed",
+                              errors=({"field": "cursor",
+                                       "message": "Not a cursor from this service; pass next_cursor back as given"},)),
+}
 
 # Check order for PATCH and DELETE: 401 (require_caller sits above operation), then 400 for the
 # body, then 404, then 403. A malformed request is refused before any lookup, so its answer
@@ -19,30 +28,13 @@ bp = Blueprint("boards", __name__, url_prefix="/api/boards")
 
 
 def _boards() -> BoardStore:
-    return current_app.extensions["boards"]
+    return BoardContext.of().boards
 
 
 def _public(board: Board) -> BoardPublic:
     return BoardPublic(id=board.id, title=board.title, content=board.content,
                        author=AuthorPublic(id=board.author_id, name=board.author_name),
                        created_at=board.created_at, updated_at=board.updated_at)
-
-
-@bp.errorhandler(BoardNotFound)
-def _board_not_found(_exc: BoardNotFound):
-    return not_found("No such post.").to_response()
-
-
-@bp.errorhandler(NotAuthor)
-def _not_author(_exc: NotAuthor):
-    return Problem(403, "forbidden", "Only the author may change or delete this post.",
-                   title="Forbidden").to_response()
-
-
-@bp.errorhandler(InvalidCursor)
-def _invalid_cursor(_exc: InvalidCursor):
-    error = {"field": "cursor", "message": "Not a cursor from this service; pass next_cursor back as given"}
-    return validation_error([error]).to_response()
 
 
 @bp.get("")

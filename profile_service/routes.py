@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
+from profile_service.context import ProfileContext
 from profile_service.profiles import Profile, ProfileStore
 from profile_service.schemas import ProfilePublic, ProfileUpdate
 from shared.access_tokens import Caller, require_caller
@@ -14,7 +15,7 @@ bp = Blueprint("profiles", __name__, url_prefix="/api/profiles")
 
 
 def _profiles() -> ProfileStore:
-    return current_app.extensions["profiles"]
+    return ProfileContext.of().profiles
 
 
 def _public(profile: Profile) -> ProfilePublic:

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from flask import current_app, g, request
+from flask import g, request
 
 from shared.config import ServiceConfig
 from shared.problems import Problem
+from shared.service_context import ServiceContext
 
 log = logging.getLogger("shared.access_tokens")
 
@@ -243,8 +244,7 @@ def bearer_token() -> str:
 
 def authenticate() -> Caller:
     """Verify the current request's Bearer token with the app's verifier and remember the caller."""
-    verifier: AccessTokenVerifier = current_app.extensions["access_token_verifier"]
-    g.caller = verifier.verify(bearer_token())
+    g.caller = ServiceContext.of().verifier.verify(bearer_token())
     return g.caller
 
 

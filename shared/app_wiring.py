@@ -7,15 +7,13 @@ from collections.abc import Callable, Iterable, Mapping
 
 from flask import Flask, Response, jsonify, request
 from gunicorn.http.errors import ParseException
-from sqlalchemy import Engine
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from shared.access_tokens import AccessTokenVerifier
-from shared.config import ServiceConfig
 from shared.database import DATABASE_UNAVAILABLE_ERRORS, ping
 from shared.openapi import openapi_document
-from shared.problems import Problem, register_error_handlers
+from shared.problems import ErrorTable, Problem, register_error_handlers
 from shared.request_log import configure_logging, install_request_log
+from shared.service_context import DatabaseServiceContext, ServiceContext
 from shared.trusted_proxies import TrustedProxyFix
 
 # A readiness check returns None when its dependency is usable, else a short reason.
@@ -24,12 +22,15 @@ ReadinessCheck = Callable[[], str | None]
 
 def create_service_app(
     service: str,
-    config: ServiceConfig,
+    context: ServiceContext,
     *,
     readiness_checks: Mapping[str, ReadinessCheck],
     unavailable_errors: Iterable[type[BaseException]] = (),
+    domain_errors: ErrorTable | None = None,
 ) -> Flask:
-    """Return a Flask app with the infrastructure every service has; the caller adds blueprints."""
+    """Return a Flask app with the infrastructure every service has and `context` attached; the
+    caller adds blueprints."""
+    config = context.config
     configure_logging(service, config.log_level)
     app = Flask(service)
     app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False,
@@ -38,13 +39,13 @@ def create_service_app(
     app.json.compact = True
     # werkzeug would answer `//` in a path with a redirect built from the client's Host header.
     app.url_map.merge_slashes = False
-    app.extensions["service_config"] = config
+    context.attach(app)
     if config.trusted_proxy_hops:
         app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, hops=config.trusted_proxy_hops, networks=config.trusted_proxies)
     install_request_log(app)
     app.before_request(_whole_streamed_body)
-    register_error_handlers(app, unavailable_errors=unavailable_errors)
+    register_error_handlers(app, unavailable_errors=unavailable_errors, domain_errors=domain_errors)
 
     @app.after_request
     def _personal_answers_are_not_stored(response: Response) -> Response:
@@ -97,17 +98,16 @@ def _whole_streamed_body() -> None:
     request.environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
 
 
-def create_resource_service_app(service: str, config: ServiceConfig, engine: Engine) -> Flask:
+def create_resource_service_app(service: str, context: DatabaseServiceContext, *,
+                                domain_errors: ErrorTable | None = None) -> Flask:
     """An app for a service that owns one database and verifies callers with the public keys alone."""
     # No keys at start-up is not fatal: the JWKS URL may bring them later, and /readyz says so.
-    verifier = AccessTokenVerifier.from_config(config)
-    app = create_service_app(
-        service, config,
+    return create_service_app(
+        service, context,
         readiness_checks={
-            "database": lambda: ping(engine),
-            "keys": lambda: None if len(verifier.keys) else "no public keys",
+            "database": lambda: ping(context.engine),
+            "keys": lambda: None if len(context.verifier.keys) else "no public keys",
         },
         unavailable_errors=DATABASE_UNAVAILABLE_ERRORS,
+        domain_errors=domain_errors,
     )
-    app.extensions.update(engine=engine, access_token_verifier=verifier)
-    return app

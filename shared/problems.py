@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
@@ -63,6 +64,28 @@ class Problem(Exception):
         return response
 
 
+@dataclass(frozen=True)
+class ProblemFor:
+    """The problem a domain exception becomes: one row of a service's error table."""
+
+    status: int
+    code: str
+    detail: str
+    title: str | None = None
+    errors: tuple[Mapping[str, str], ...] | None = None
+    # Headers that depend on the exception (Retry-After) or finish the answer (clear a cookie).
+    headers: Callable[[Exception], Mapping[str, str]] | None = None
+
+    def problem(self, exc: Exception) -> Problem:
+        return Problem(self.status, self.code, self.detail, title=self.title,
+                       errors=[dict(e) for e in self.errors] if self.errors is not None else None,
+                       headers=self.headers(exc) if self.headers else None)
+
+
+# A service's domain exceptions and the problems they become, registered once per app.
+ErrorTable = Mapping[type[Exception], ProblemFor]
+
+
 def not_found(detail: str = "The resource does not exist.") -> Problem:
     return Problem(404, "not_found", detail, title="Not found")
 
@@ -88,9 +111,14 @@ def _from_http_exception(exc: HTTPException) -> Problem:
     return Problem(status, code, detail, title=exc.name, headers=headers)
 
 
-def register_error_handlers(app: Flask, *, unavailable_errors: Iterable[type[BaseException]] = ()) -> None:
-    """Answer every error of `app` with a problem document; dependency outages become 503."""
+def register_error_handlers(app: Flask, *, unavailable_errors: Iterable[type[BaseException]] = (),
+                            domain_errors: ErrorTable | None = None) -> None:
+    """Answer every error of `app` with a problem document: domain exceptions as their table says,
+    dependency outages with 503, anything unexpected with a 500 that reveals nothing."""
     outage_types = tuple(unavailable_errors)
+
+    for exc_type, problem_for in (domain_errors or {}).items():
+        app.register_error_handler(exc_type, lambda exc, row=problem_for: row.problem(exc).to_response())
 
     @app.errorhandler(Problem)
     def _problem(exc: Problem):

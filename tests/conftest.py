@@ -47,3 +47,19 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tokens(keys_dir: Path) -> TokenFactory:
     return TokenFactory(keys_dir / "signing.pem")
+
+
+# `make test-fast` runs what needs no server or process of its own: `pytest -m "not servers"`.
+# A test needs servers when it lives in a folder that starts the stack, uses a fixture that starts
+# one, runs on PostgreSQL, or its module says so with `pytestmark = pytest.mark.servers`.
+_SERVER_FOLDERS = {"e2e", "web", "faults", "fuzz", "load"}
+_SERVER_FIXTURES = {"redis_server", "postgres_engine", "auth_process", "stack"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if (folder in _SERVER_FOLDERS or _SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or params.get("database_url") == "postgresql"):
+            item.add_marker(pytest.mark.servers)

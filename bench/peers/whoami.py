@@ -18,13 +18,14 @@ from flask_jwt_extended import JWTManager, get_jwt, jwt_required
 from shared.access_tokens import AccessTokenVerifier, Caller, require_caller
 from shared.config import ServiceConfig
 from shared.problems import register_error_handlers
+from shared.service_context import ServiceContext
 
 
 def create_app() -> Flask:
     config = ServiceConfig.from_env()
     app = Flask("whoami")
     register_error_handlers(app)
-    app.extensions["access_token_verifier"] = AccessTokenVerifier.from_config(config)
+    ServiceContext(config=config, verifier=AccessTokenVerifier.from_config(config)).attach(app)
 
     [public_jwk] = json.loads(Path(os.environ["JWKS_PATH"]).read_text())["keys"][:1]
     app.config.update(

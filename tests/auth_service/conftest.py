@@ -13,6 +13,7 @@ from auth_service import create_app
 from auth_service.config import AuthConfig
 from auth_service.migrations import HISTORY
 from tests.support.schemas import migrate
+from auth_service.context import AuthContext
 
 PASSWORD = "correct horse battery"
 # Cheap argon2id so tests stay fast; production uses argon2-cffi's defaults.
@@ -42,7 +43,7 @@ def make_app(make_config: Callable[..., AuthConfig], database_url: str) -> Calla
 
     yield make
     for app in created:
-        app.extensions["engine"].dispose()
+        AuthContext.of(app).engine.dispose()
 
 
 @pytest.fixture

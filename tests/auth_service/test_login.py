@@ -4,6 +4,7 @@ import pytest
 
 from auth_service.users import UserStore
 from tests.auth_service.conftest import PASSWORD, refresh_cookie
+from auth_service.context import AuthContext
 
 
 def test_login_returns_a_token_response(auth):
@@ -37,7 +38,7 @@ def test_refresh_token_is_stored_only_as_a_hash(app, auth):
     user = auth.signup()
     token = refresh_cookie(auth.login(user["email"]))
     secret = token.split(".", 1)[1]
-    redis = app.extensions["redis"]
+    redis = AuthContext.of(app).redis
     dump = b"".join(
         b"".join(f"{k}={v}".encode() for k, v in redis.hgetall(key).items()) if redis.type(key) == b"hash" else key
         for key in redis.keys("*")
@@ -107,7 +108,7 @@ def test_success_clears_the_failure_count(make_app):
 def test_password_is_rehashed_when_parameters_change(make_app):
     old = make_app(argon2_time_cost=1)
     old.test_client().post("/api/auth/signup", json={"email": "r@example.com", "password": PASSWORD, "name": "R"})
-    store: UserStore = old.extensions["accounts"].users
+    store: UserStore = AuthContext.of(old).accounts.users
     assert "t=1" in store.find_by_email("r@example.com").password_hash
 
     new = make_app(argon2_time_cost=2)

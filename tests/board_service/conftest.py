@@ -15,6 +15,7 @@ from board_service.config import BoardConfig
 from board_service.migrations import HISTORY
 from tests.support.schemas import migrate
 from tests.support.tokens import TokenFactory
+from board_service.context import BoardContext
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def app(database_url: str, keys_dir: Path) -> Iterator[Flask]:
     migrate(database_url, HISTORY)
     app = create_app(BoardConfig(database_url=database_url, jwks_path=keys_dir / "jwks.json", app_env="test"))
     yield app
-    app.extensions["engine"].dispose()
+    BoardContext.of(app).engine.dispose()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from sqlalchemy import insert
 
 from board_service.boards import boards
+from board_service.context import BoardContext
 
 
 def read_all(client, limit: int, between_pages=lambda: None) -> tuple[list[str], int]:
@@ -66,7 +67,7 @@ def test_posts_created_in_the_same_microsecond_are_ordered_by_id(app, client):
     # Two workers can stamp the same instant; the id breaks the tie, so paging still sees each once.
     same_instant = datetime(2026, 11, 27, 8, 0, 0, 123456, tzinfo=timezone.utc)
     ids = sorted(uuid.uuid4().hex for _ in range(7))
-    with app.extensions["engine"].begin() as connection:
+    with BoardContext.of(app).engine.begin() as connection:
         connection.execute(insert(boards), [
             {"id": board_id, "title": "Same time", "content": "x", "author_id": "u-1", "author_name": "A",
              "created_at": same_instant, "updated_at": same_instant}
@@ -79,7 +80,7 @@ def test_posts_created_in_the_same_microsecond_are_ordered_by_id(app, client):
 
 
 def test_timestamps_keep_microseconds(app, alice):
-    store = app.extensions["boards"]
+    store = BoardContext.of(app).boards
     created = store.add(author_id=alice.id, author_name="Alice", title="T", content="C")
 
     stored = store.get(created.id)

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from board_service import create_app
 from board_service.config import BoardConfig
 from tests.board_service.conftest import Author, assert_problem
+from board_service.context import BoardContext
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 PROTECTED = [("post", "/api/boards"), ("patch", "/api/boards/{id}"), ("delete", "/api/boards/{id}")]
@@ -422,7 +423,7 @@ def test_not_ready_without_public_keys(database_url, tmp_path):
         problem = assert_problem(app.test_client().get("/readyz"), 503, "unavailable")
         assert problem["checks"] == {"keys": "no public keys"}
     finally:
-        app.extensions["engine"].dispose()
+        BoardContext.of(app).engine.dispose()
 
 
 def test_openapi_documents_every_board_call(client):

@@ -41,6 +41,7 @@ from shared.database import create_database_engine
 from shared.migrations import MigrationHistory, downgrade, upgrade
 from tests.support.backends import postgres_database
 from tests.support.processes import REPO
+from shared.service_context import DatabaseServiceContext
 
 
 @dataclass(frozen=True)
@@ -173,10 +174,11 @@ def test_create_app_leaves_the_schema_to_the_migrations(database_url: str, engin
                                              jwks_path=keys_dir / "jwks.json")),
     ]
     for app in apps:
-        app.extensions["engine"].dispose()
+        DatabaseServiceContext.of(app).engine.dispose()
     assert tables(engine) == set()
 
 
+@pytest.mark.servers  # runs the command line as a process
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_the_command_line_migrates_the_database_the_service_is_configured_with(name: str, tmp_path: Path) -> None:
     env = {**os.environ, f"{name.upper()}_DATABASE_URL": f"sqlite:///{tmp_path / 'service.db'}"}

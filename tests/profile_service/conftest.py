@@ -13,6 +13,7 @@ from profile_service import create_app
 from profile_service.config import ProfileConfig
 from profile_service.migrations import HISTORY
 from tests.support.schemas import migrate
+from profile_service.context import ProfileContext
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def app(config: ProfileConfig) -> Iterator[Flask]:
     migrate(config.database_url, HISTORY)
     app = create_app(config)
     yield app
-    app.extensions["engine"].dispose()  # let the PostgreSQL fixture drop its database
+    ProfileContext.of(app).engine.dispose()  # let the PostgreSQL fixture drop its database
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from shared.database import create_database_engine
 from tests.support.processes import ServiceProcess
 from tests.support.tokens import TokenFactory
 
+pytestmark = pytest.mark.servers  # starts processes of its own
+
 THREADS = 10
 
 

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from profile_service import create_app
 from profile_service.config import ProfileConfig
 from tests.support.tokens import TokenFactory
+from profile_service.context import ProfileContext
 
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 PROBLEM = "application/problem+json"
@@ -254,7 +255,7 @@ def test_not_ready_without_public_keys(database_url: str, tmp_path: Path) -> Non
         problem = assert_problem(app.test_client().get("/readyz"), 503, "unavailable")
         assert problem["checks"] == {"keys": "no public keys"}
     finally:
-        app.extensions["engine"].dispose()
+        ProfileContext.of(app).engine.dispose()
 
 
 def test_openapi_lists_the_paths(client: FlaskClient) -> None:

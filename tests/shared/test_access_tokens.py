@@ -17,6 +17,8 @@ from flask import Flask
 from shared.access_tokens import AccessTokenVerifier, Caller, JwksKeys, require_caller
 from shared.problems import register_error_handlers
 from tests.support.tokens import AUDIENCE, ISSUER
+from shared.config import ServiceConfig
+from shared.service_context import ServiceContext
 
 
 def b64(data: bytes | dict) -> str:
@@ -33,7 +35,7 @@ def verifier(keys_dir) -> AccessTokenVerifier:
 def client(verifier):
     app = Flask("verifier-test")
     register_error_handlers(app)
-    app.extensions["access_token_verifier"] = verifier
+    ServiceContext(config=ServiceConfig(jwks_path=None), verifier=verifier).attach(app)
 
     @app.get("/whoami")
     @require_caller

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from auth_service.config import AuthConfig
 from shared.app_wiring import create_service_app
+from tests.support.contexts import bare_context
 from shared.config import ConfigError, ServiceConfig
 from shared.openapi import operation
 
@@ -27,7 +28,7 @@ def app():
     def broken_check():
         raise RuntimeError("boom")
 
-    app = create_service_app("wiring_test", ServiceConfig(jwks_path=None),
+    app = create_service_app("wiring_test", bare_context(),
                              readiness_checks={"ok": lambda: None, "broken": broken_check},
                              unavailable_errors=(ConnectionError,))
 
@@ -98,7 +99,7 @@ def test_openapi_lists_query_parameters_and_bodies(app):
 
 def test_every_request_logs_one_json_line_with_its_id(capsys):
     logging.getLogger().handlers.clear()  # bind the JSON handler to this test's captured stderr
-    app = create_service_app("wiring_test", ServiceConfig(jwks_path=None), readiness_checks={})
+    app = create_service_app("wiring_test", bare_context(), readiness_checks={})
     app.test_client().get("/healthz", headers={"X-Request-ID": "req-42"})
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     [entry] = [line for line in lines if line.get("request_id") == "req-42"]
@@ -135,7 +136,7 @@ def test_malformed_allowed_origins_stop_start_up(monkeypatch, origins):
 
 
 def test_answers_to_requests_with_credentials_are_not_stored():
-    app = create_service_app("cache_test", ServiceConfig(jwks_path=None), readiness_checks={})
+    app = create_service_app("cache_test", bare_context(), readiness_checks={})
 
     @app.get("/public")
     def public():

@@ -12,6 +12,8 @@ import requests
 
 from tests.support.processes import ServiceProcess
 
+pytestmark = pytest.mark.servers  # starts processes of its own
+
 LIMIT = 1024 * 1024
 # Sent in every bad request: an answer must never carry it back.
 MARKER = "<script>edge-marker</script>"

@@ -6,11 +6,12 @@ import pytest
 from flask import jsonify, request
 
 from shared.app_wiring import create_service_app
+from tests.support.contexts import bare_context
 from shared.config import ConfigError, ServiceConfig
 
 
 def _app(**settings):
-    app = create_service_app("proxy_test", ServiceConfig(jwks_path=None, **settings), readiness_checks={})
+    app = create_service_app("proxy_test", bare_context(**settings), readiness_checks={})
 
     @app.get("/whoami")
     def whoami():

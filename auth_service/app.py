@@ -1,0 +1,65 @@
+"""Build the auth service app: its context first, then the Flask app around it."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from auth_service.accounts import Accounts
+from auth_service.config import AuthConfig
+from auth_service.context import AuthContext
+from auth_service.devices import LoginDevices
+from auth_service.passwords import Passwords
+from auth_service.redis_client import REDIS_UNAVAILABLE_ERRORS, create_redis_client
+from auth_service.routes import ERRORS, bp, well_known
+from auth_service.sessions import SessionStore
+from auth_service.throttle import LoginThrottle
+from auth_service.tokens import TokenIssuer
+from auth_service.users import UserStore
+from shared.access_tokens import AccessTokenVerifier, JwksKeys
+from shared.app_wiring import create_service_app
+from shared.config import ConfigError
+from shared.database import DATABASE_UNAVAILABLE_ERRORS, create_database_engine, ping
+
+def build_app(config: AuthConfig | None = None) -> Flask:
+    config = config or AuthConfig.from_env()
+    if not config.signing_key_path.exists():
+        raise ConfigError(f"signing key {config.signing_key_path} is missing: run `make keys`")
+
+    engine = create_database_engine(config.database_url)
+    users = UserStore(engine)
+    redis_client = create_redis_client(config.redis_url)
+    issuer = TokenIssuer(config.signing_key_path, config.jwks_path, issuer=config.jwt_issuer,
+                         audience=config.jwt_audience, ttl=config.access_token_ttl)
+    accounts = Accounts(
+        users=users,
+        passwords=Passwords(time_cost=config.argon2_time_cost, memory_cost=config.argon2_memory_cost,
+                            parallelism=config.argon2_parallelism),
+        sessions=SessionStore(redis_client, prefix=config.redis_prefix, ttl=config.refresh_token_ttl,
+                              reuse_grace=config.refresh_reuse_grace,
+                              max_per_user=config.max_sessions_per_user),
+        throttle=LoginThrottle(redis_client, prefix=config.redis_prefix,
+                               max_failures=config.login_max_failures,
+                               account_max_failures=config.login_account_max_failures,
+                               window=config.login_failure_window),
+        issuer=issuer,
+        devices=LoginDevices(issuer.derive_secret("login-device-cookie")),
+    )
+
+    # Auth verifies its own Bearer endpoints with the same verifier the resource services use.
+    verifier = AccessTokenVerifier(JwksKeys(jwks=issuer.jwks), issuer=config.jwt_issuer,
+                                   audience=config.jwt_audience, leeway=config.jwt_leeway)
+    context = AuthContext(config=config, verifier=verifier, accounts=accounts, issuer=issuer, redis=redis_client,
+                          engine=engine)
+    app = create_service_app(
+        "auth_service", context,
+        readiness_checks={
+            "database": lambda: ping(engine),
+            "redis": lambda: redis_client.ping() and None,
+            "keys": lambda: None if issuer.jwks["keys"] else "no signing key",
+        },
+        unavailable_errors=REDIS_UNAVAILABLE_ERRORS + DATABASE_UNAVAILABLE_ERRORS,
+        domain_errors=ERRORS,
+    )
+    app.register_blueprint(bp)
+    app.register_blueprint(well_known)
+    return app

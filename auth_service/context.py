@@ -1,0 +1,20 @@
+"""What the auth service's views need, built once by `create_app`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from auth_service.accounts import Accounts
+from auth_service.config import AuthConfig
+from auth_service.tokens import TokenIssuer
+from shared.service_context import DatabaseServiceContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthContext(DatabaseServiceContext):
+    config: AuthConfig
+    accounts: Accounts
+    issuer: TokenIssuer
+    redis: redis.Redis

@@ -1,0 +1,93 @@
+"""docs/API.md and the code agree: the same routes, and every error code the code can emit is documented.
+
+Drift between the contract and the code is a failing test, not a review comment.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+import auth_service
+import board_service
+import profile_service
+from auth_service.config import AuthConfig
+from board_service.config import BoardConfig
+from profile_service.config import ProfileConfig
+from shared import gunicorn_errors, problems
+from shared.service_context import DatabaseServiceContext
+from tests.support.processes import REPO
+
+API_MD = (REPO / "docs" / "API.md").read_text()
+CODE_FOLDERS = ("shared", "auth_service", "profile_service", "board_service")
+# Routes every service has for operators, documented under Operations rather than per service.
+OPERATIONAL = {"/healthz", "/readyz", "/openapi.json"}
+
+
+def _normalise(path: str) -> str:
+    return re.sub(r"\{[^}]*\}", "{}", path.split("?")[0])
+
+
+@pytest.fixture
+def apps(tmp_path: Path, keys_dir: Path) -> list[Flask]:
+    built = [
+        auth_service.create_app(AuthConfig(database_url=f"sqlite:///{tmp_path}/a.db", app_env="test",
+                                           signing_key_path=keys_dir / "signing.pem", jwks_path=keys_dir / "jwks.json")),
+        profile_service.create_app(ProfileConfig(database_url=f"sqlite:///{tmp_path}/p.db", app_env="test",
+                                                 jwks_path=keys_dir / "jwks.json")),
+        board_service.create_app(BoardConfig(database_url=f"sqlite:///{tmp_path}/b.db", app_env="test",
+                                             jwks_path=keys_dir / "jwks.json")),
+    ]
+    yield built
+    for app in built:
+        DatabaseServiceContext.of(app).engine.dispose()
+
+
+def _served_routes(apps: list[Flask]) -> set[tuple[str, str]]:
+    routes = set()
+    for app in apps:
+        document = app.test_client().get("/openapi.json").json
+        routes |= {(method.upper(), _normalise(path)) for path, methods in document["paths"].items()
+                   for method in methods}
+    return routes
+
+
+def _documented_routes() -> set[tuple[str, str]]:
+    mentioned = re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/[^\s`]*)", API_MD)
+    return {(method, _normalise(path)) for method, path in mentioned if path not in OPERATIONAL}
+
+
+def test_the_documented_routes_are_the_served_routes(apps):
+    served, documented = _served_routes(apps), _documented_routes()
+    assert served == documented, {"served, not documented": served - documented,
+                                  "documented, not served": documented - served}
+
+
+def test_every_service_serves_the_operational_routes(apps):
+    for app in apps:
+        client = app.test_client()
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/openapi.json").status_code == 200
+    assert all(f"`GET {path}`" in API_MD for path in ("/healthz", "/readyz"))
+
+
+def _emittable_codes() -> set[str]:
+    codes = set(problems._HTTP_CODES.values()) | {"http_error"}  # http_error: any other werkzeug status
+    codes |= {code for code, _title, _detail in gunicorn_errors._PROBLEMS.values()}
+    sources = [path.read_text() for folder in CODE_FOLDERS for path in (REPO / folder).rglob("*.py")]
+    sources.append((REPO / "gateway" / "nginx.conf.template").read_text())
+    patterns = [r'Problem(?:For)?\(\s*\d+,\s*"(\w+)"', r'TokenError\(\s*"(\w+)"', r'"code":\s*"(\w+)"']
+    for source in sources:
+        for pattern in patterns:
+            codes |= set(re.findall(pattern, source))
+    return codes
+
+
+def test_every_error_code_the_code_can_emit_is_documented():
+    codes = _emittable_codes()
+    assert {"csrf_rejected", "unsupported_media_type", "invalid_token", "bad_gateway"} <= codes  # the scan works
+    undocumented = {code for code in codes if f"`{code}`" not in API_MD}
+    assert undocumented == set()
