@@ -29,10 +29,10 @@ from auth_service.config import AuthConfig
 from auth_service.migrations import HISTORY as AUTH_HISTORY
 from auth_service.users import UserStore
 from auth_service.users import metadata as auth_metadata
-from board_service.boards import BoardStore
-from board_service.boards import metadata as board_metadata
 from board_service.config import BoardConfig
 from board_service.migrations import HISTORY as BOARD_HISTORY
+from board_service.posts import PostStore
+from board_service.posts import metadata as board_metadata
 from profile_service.config import ProfileConfig
 from profile_service.migrations import HISTORY as PROFILE_HISTORY
 from profile_service.profiles import ProfileStore
@@ -65,9 +65,9 @@ SERVICES = {
         read=lambda engine, profile: ProfileStore(engine).find(profile.user_id)),
     "board": Service(
         BOARD_HISTORY, board_metadata,
-        write=lambda engine, n: BoardStore(engine).add(author_id="u-1", author_name="Ada", title=f"Notes {n}",
-                                                       content="On the engine"),
-        read=lambda engine, post: BoardStore(engine).get(post.id)),
+        write=lambda engine, n: PostStore(engine).add(author_id="u-1", author_name="Ada", title=f"Notes {n}",
+                                                      content="On the engine"),
+        read=lambda engine, post: PostStore(engine).get(post.id)),
 }
 
 
