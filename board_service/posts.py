@@ -19,7 +19,7 @@ from shared.database import as_utc
 metadata = MetaData()
 
 posts = Table(
-    "boards",
+    "posts",
     metadata,
     Column("id", String(32), primary_key=True),
     Column("title", String(200), nullable=False),
@@ -32,7 +32,7 @@ posts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # Newest-first paging walks this index from its end.
-    Index("ix_boards_created_at_id", "created_at", "id"),
+    Index("ix_posts_created_at_id", "created_at", "id"),
 )
 
 _POST_ID = re.compile(r"[0-9a-f]{32}")
