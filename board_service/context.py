@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from board_service.boards import BoardStore
 from board_service.config import BoardConfig
+from board_service.posts import PostStore
 from shared.service_context import DatabaseServiceContext
 
 
 @dataclass(frozen=True, kw_only=True)
 class BoardContext(DatabaseServiceContext):
     config: BoardConfig
-    boards: BoardStore
+    posts: PostStore

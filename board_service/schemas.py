@@ -13,17 +13,17 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Content = Annotated[str, StringConstraints(min_length=1, max_length=20000), MULTI_LINE]
 
 
-class BoardListQuery(BaseModel):
+class PostListQuery(BaseModel):
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=200, description="next_cursor of the previous page")
 
 
-class BoardCreate(BaseModel):
+class PostCreate(BaseModel):
     title: Title
     content: Content
 
 
-class BoardUpdate(BaseModel):
+class PostUpdate(BaseModel):
     title: Title | None = None
     content: Content | None = None
 
@@ -42,7 +42,7 @@ class AuthorPublic(BaseModel):
     name: str
 
 
-class BoardPublic(BaseModel):
+class PostPublic(BaseModel):
     id: str
     title: str
     content: str
@@ -51,6 +51,6 @@ class BoardPublic(BaseModel):
     updated_at: Timestamp
 
 
-class BoardPage(BaseModel):
-    items: list[BoardPublic]
+class PostPage(BaseModel):
+    items: list[PostPublic]
     next_cursor: str | None

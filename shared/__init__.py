@@ -1,4 +1,4 @@
 """Infrastructure shared by every service: problems, request ids, config, token verification, wiring.
 
-Nothing here knows about users, sessions, profiles or boards.
+Nothing here knows about users, sessions, profiles or posts.
 """

@@ -8,7 +8,8 @@ HISTORY = MigrationHistory(
     service="board",
     directory=Path(__file__).parent,
     version_table="alembic_version_board",
-    # A database that create_all made before migrations existed holds exactly this revision's tables.
+    # A database that create_all made before migrations existed holds exactly this revision's tables
+    # (`boards`, which revision 0002 renames to `posts`).
     baseline_revision="0001",
     baseline_tables=frozenset({"boards"}),
 )

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from board_service.boards import InvalidCursor, decode_cursor, encode_cursor
+from board_service.posts import InvalidCursor, decode_cursor, encode_cursor
 
 POST_ID = "0123456789abcdef0123456789abcdef"
 ISSUED = encode_cursor(datetime(2026, 11, 27, 8, 0, 0, 500000, tzinfo=timezone.utc), POST_ID)

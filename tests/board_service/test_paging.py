@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import insert
 
-from board_service.boards import boards
+from board_service.posts import posts
 from board_service.context import BoardContext
 
 
@@ -21,7 +21,7 @@ def read_all(client, limit: int, between_pages=lambda: None) -> tuple[list[str],
         assert response.status_code == 200, response.json
         pages += 1
         assert len(response.json["items"]) <= limit
-        seen += [board["id"] for board in response.json["items"]]
+        seen += [post["id"] for post in response.json["items"]]
         cursor = response.json["next_cursor"]
         if cursor is None:
             return seen, pages
@@ -53,13 +53,13 @@ def test_a_last_full_page_has_no_next_cursor(client, alice):
 def test_paging_survives_deletes(client, alice):
     ids = [alice.publish()["id"] for _ in range(7)][::-1]
     first = client.get("/api/boards?limit=3").json
-    assert [board["id"] for board in first["items"]] == ids[:3]
+    assert [post["id"] for post in first["items"]] == ids[:3]
     client.delete(f"/api/boards/{ids[2]}", headers=alice.headers)  # the post the cursor points after
     client.delete(f"/api/boards/{ids[4]}", headers=alice.headers)  # a post on the next page
 
     second = client.get("/api/boards", query_string={"limit": 3, "cursor": first["next_cursor"]}).json
 
-    assert [board["id"] for board in second["items"]] == [ids[3], ids[5], ids[6]]
+    assert [post["id"] for post in second["items"]] == [ids[3], ids[5], ids[6]]
     assert second["next_cursor"] is None
 
 
@@ -68,10 +68,10 @@ def test_posts_created_in_the_same_microsecond_are_ordered_by_id(app, client):
     same_instant = datetime(2026, 11, 27, 8, 0, 0, 123456, tzinfo=timezone.utc)
     ids = sorted(uuid.uuid4().hex for _ in range(7))
     with BoardContext.of(app).engine.begin() as connection:
-        connection.execute(insert(boards), [
-            {"id": board_id, "title": "Same time", "content": "x", "author_id": "u-1", "author_name": "A",
+        connection.execute(insert(posts), [
+            {"id": post_id, "title": "Same time", "content": "x", "author_id": "u-1", "author_name": "A",
              "created_at": same_instant, "updated_at": same_instant}
-            for board_id in ids
+            for post_id in ids
         ])
 
     seen, pages = read_all(client, 2)
@@ -80,7 +80,7 @@ def test_posts_created_in_the_same_microsecond_are_ordered_by_id(app, client):
 
 
 def test_timestamps_keep_microseconds(app, alice):
-    store = BoardContext.of(app).boards
+    store = BoardContext.of(app).posts
     created = store.add(author_id=alice.id, author_name="Alice", title="T", content="C")
 
     stored = store.get(created.id)

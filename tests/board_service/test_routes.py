@@ -29,14 +29,14 @@ def test_create_returns_the_post_with_its_location_and_the_author_from_the_token
                            json={"title": "  Hello  ", "content": "  First post\n", "extra": "ignored"})
 
     assert response.status_code == 201
-    board = response.json
-    assert response.headers["Location"] == f"/api/boards/{board['id']}"
-    assert list(board) == ["id", "title", "content", "author", "created_at", "updated_at"]
-    assert board["title"] == "Hello"  # titles are stripped
-    assert board["content"] == "  First post\n"  # content keeps its whitespace
-    assert board["author"] == {"id": alice.id, "name": "Alice"}
-    assert TIMESTAMP.fullmatch(board["created_at"]) and board["updated_at"] == board["created_at"]
-    assert isinstance(board["id"], str) and board["id"]
+    post = response.json
+    assert response.headers["Location"] == f"/api/boards/{post['id']}"
+    assert list(post) == ["id", "title", "content", "author", "created_at", "updated_at"]
+    assert post["title"] == "Hello"  # titles are stripped
+    assert post["content"] == "  First post\n"  # content keeps its whitespace
+    assert post["author"] == {"id": alice.id, "name": "Alice"}
+    assert TIMESTAMP.fullmatch(post["created_at"]) and post["updated_at"] == post["created_at"]
+    assert isinstance(post["id"], str) and post["id"]
 
 
 def test_create_accepts_the_longest_title_and_content(client, alice):
@@ -84,19 +84,19 @@ def test_create_rejects_a_body_that_is_not_an_object(client, alice):
 # --- read --------------------------------------------------------------------------------------
 
 def test_read_returns_the_post(client, alice):
-    board = alice.publish(title="Hello", content="World")
+    post = alice.publish(title="Hello", content="World")
 
-    response = client.get(f"/api/boards/{board['id']}")
+    response = client.get(f"/api/boards/{post['id']}")
 
     assert response.status_code == 200
-    assert response.json == board
+    assert response.json == post
 
 
-@pytest.mark.parametrize("board_id", ["0" * 32, "no-such-post", "x" * 1000, "%00", "%E2%98%83"])
-def test_read_of_an_unknown_post_is_not_found(client, alice, board_id):
+@pytest.mark.parametrize("post_id", ["0" * 32, "no-such-post", "x" * 1000, "%00", "%E2%98%83"])
+def test_read_of_an_unknown_post_is_not_found(client, alice, post_id):
     alice.publish()
 
-    assert_problem(client.get(f"/api/boards/{board_id}"), 404, "not_found")
+    assert_problem(client.get(f"/api/boards/{post_id}"), 404, "not_found")
 
 
 # --- list --------------------------------------------------------------------------------------
@@ -183,21 +183,21 @@ def test_list_rejects_a_tampered_cursor(client, alice):
 # --- update ------------------------------------------------------------------------------------
 
 def test_author_changes_the_title(client, alice):
-    board = alice.publish(title="Old", content="Body")
+    post = alice.publish(title="Old", content="Body")
     time.sleep(1.01)  # timestamps are shown to the second
 
-    response = client.patch(f"/api/boards/{board['id']}", headers=alice.headers, json={"title": " New "})
+    response = client.patch(f"/api/boards/{post['id']}", headers=alice.headers, json={"title": " New "})
 
     assert response.status_code == 200
     assert response.json["title"] == "New" and response.json["content"] == "Body"
-    assert response.json["created_at"] == board["created_at"]
-    assert response.json["updated_at"] > board["updated_at"]
-    assert client.get(f"/api/boards/{board['id']}").json == response.json
+    assert response.json["created_at"] == post["created_at"]
+    assert response.json["updated_at"] > post["updated_at"]
+    assert client.get(f"/api/boards/{post['id']}").json == response.json
 
 
 def test_author_changes_the_content_and_both_fields(client, alice):
-    board = alice.publish(title="Title", content="Old")
-    url = f"/api/boards/{board['id']}"
+    post = alice.publish(title="Title", content="Old")
+    url = f"/api/boards/{post['id']}"
 
     assert client.patch(url, headers=alice.headers, json={"content": "New"}).json["content"] == "New"
     both = client.patch(url, headers=alice.headers, json={"title": "T2", "content": "C2"}).json
@@ -206,31 +206,31 @@ def test_author_changes_the_content_and_both_fields(client, alice):
 
 
 def test_an_empty_patch_changes_nothing(client, alice):
-    board = alice.publish()
+    post = alice.publish()
 
-    response = client.patch(f"/api/boards/{board['id']}", headers=alice.headers, json={})
+    response = client.patch(f"/api/boards/{post['id']}", headers=alice.headers, json={})
 
     assert response.status_code == 200
-    assert response.json == board
+    assert response.json == post
 
 
 def test_the_author_stays_as_named_at_creation(client, alice, tokens):
-    board = alice.publish()
+    post = alice.publish()
     renamed = tokens.bearer(sub=alice.id, name="Alice Renamed")
 
-    response = client.patch(f"/api/boards/{board['id']}", headers=renamed, json={"title": "Still mine"})
+    response = client.patch(f"/api/boards/{post['id']}", headers=renamed, json={"title": "Still mine"})
 
     assert response.status_code == 200
     assert response.json["author"] == {"id": alice.id, "name": "Alice"}
 
 
 def test_another_user_cannot_change_a_post(client, alice, bob):
-    board = alice.publish()
+    post = alice.publish()
 
-    response = client.patch(f"/api/boards/{board['id']}", headers=bob.headers, json={"title": "Mine now"})
+    response = client.patch(f"/api/boards/{post['id']}", headers=bob.headers, json={"title": "Mine now"})
 
     assert_problem(response, 403, "forbidden")
-    assert client.get(f"/api/boards/{board['id']}").json == board
+    assert client.get(f"/api/boards/{post['id']}").json == post
 
 
 def test_patch_of_an_unknown_post_is_not_found(client, alice):
@@ -240,12 +240,12 @@ def test_patch_of_an_unknown_post_is_not_found(client, alice):
 
 
 def test_patch_validates_the_body_before_looking_up_the_post(client, alice, bob):
-    board = alice.publish()
+    post = alice.publish()
 
     # Our documented order: 401, then 400, then 404, then 403.
     assert_problem(client.patch("/api/boards/" + "0" * 32, headers=alice.headers, json={"title": ""}),
                    400, "validation_error")
-    assert_problem(client.patch(f"/api/boards/{board['id']}", headers=bob.headers, json={"title": ""}),
+    assert_problem(client.patch(f"/api/boards/{post['id']}", headers=bob.headers, json={"title": ""}),
                    400, "validation_error")
 
 
@@ -260,20 +260,20 @@ def test_patch_validates_the_body_before_looking_up_the_post(client, alice, bob)
     ({"content": 7}, "content"),
 ])
 def test_patch_rejects_invalid_fields(client, alice, body, field):
-    board = alice.publish()
+    post = alice.publish()
 
-    response = client.patch(f"/api/boards/{board['id']}", headers=alice.headers, json=body)
+    response = client.patch(f"/api/boards/{post['id']}", headers=alice.headers, json=body)
 
     problem = assert_problem(response, 400, "validation_error")
     assert [error["field"] for error in problem["errors"]] == [field]
-    assert client.get(f"/api/boards/{board['id']}").json == board
+    assert client.get(f"/api/boards/{post['id']}").json == post
 
 
 # --- delete ------------------------------------------------------------------------------------
 
 def test_author_deletes_a_post(client, alice):
-    board, other = alice.publish(), alice.publish()
-    url = f"/api/boards/{board['id']}"
+    post, other = alice.publish(), alice.publish()
+    url = f"/api/boards/{post['id']}"
 
     response = client.delete(url, headers=alice.headers)
 
@@ -285,10 +285,10 @@ def test_author_deletes_a_post(client, alice):
 
 
 def test_another_user_cannot_delete_a_post(client, alice, bob):
-    board = alice.publish()
+    post = alice.publish()
 
-    assert_problem(client.delete(f"/api/boards/{board['id']}", headers=bob.headers), 403, "forbidden")
-    assert client.get(f"/api/boards/{board['id']}").json == board
+    assert_problem(client.delete(f"/api/boards/{post['id']}", headers=bob.headers), 403, "forbidden")
+    assert client.get(f"/api/boards/{post['id']}").json == post
 
 
 def test_delete_of_an_unknown_post_is_not_found(client, alice):
@@ -298,29 +298,29 @@ def test_delete_of_an_unknown_post_is_not_found(client, alice):
 # --- 401 ---------------------------------------------------------------------------------------
 
 @pytest.fixture
-def board_id(alice: Author) -> str:
+def post_id(alice: Author) -> str:
     return alice.publish()["id"]
 
 
-def _call(client, method: str, path: str, board_id: str, headers: dict[str, str]):
-    return getattr(client, method)(path.format(id=board_id), headers=headers, json={"title": "T", "content": "C"})
+def _call(client, method: str, path: str, post_id: str, headers: dict[str, str]):
+    return getattr(client, method)(path.format(id=post_id), headers=headers, json={"title": "T", "content": "C"})
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
-def test_protected_calls_without_a_token_are_token_missing(client, board_id, method, path):
+def test_protected_calls_without_a_token_are_token_missing(client, post_id, method, path):
     for headers in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}):
-        response = _call(client, method, path, board_id, headers)
+        response = _call(client, method, path, post_id, headers)
 
         assert_problem(response, 401, "token_missing")
         assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
-def test_protected_calls_with_an_expired_token_are_token_expired(client, tokens, alice, board_id, method, path):
+def test_protected_calls_with_an_expired_token_are_token_expired(client, tokens, alice, post_id, method, path):
     now = int(time.time())
     headers = tokens.bearer(sub=alice.id, iat=now - 120, exp=now - 60)
 
-    response = _call(client, method, path, board_id, headers)
+    response = _call(client, method, path, post_id, headers)
 
     assert_problem(response, 401, "token_expired")
     challenge = response.headers["WWW-Authenticate"]
@@ -334,7 +334,7 @@ def stranger_key() -> ec.EllipticCurvePrivateKey:
 
 @pytest.mark.parametrize("forgery", ["garbage", "empty", "audience", "issuer", "typ", "unknown_kid", "signature"])
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
-def test_protected_calls_with_a_bad_token_are_invalid_token(client, tokens, alice, board_id, stranger_key,
+def test_protected_calls_with_a_bad_token_are_invalid_token(client, tokens, alice, post_id, stranger_key,
                                                             method, path, forgery):
     token = {
         "garbage": lambda: "abc.def.ghi",
@@ -346,7 +346,7 @@ def test_protected_calls_with_a_bad_token_are_invalid_token(client, tokens, alic
         "signature": lambda: tokens.make(sub=alice.id, key=stranger_key),
     }[forgery]()
 
-    response = _call(client, method, path, board_id, {"Authorization": f"Bearer {token}"})
+    response = _call(client, method, path, post_id, {"Authorization": f"Bearer {token}"})
 
     assert_problem(response, 401, "invalid_token")
     assert response.headers["WWW-Authenticate"].startswith('Bearer realm="api", error="invalid_token"')
@@ -358,17 +358,17 @@ def test_authentication_comes_before_validation(client):
     assert_problem(response, 401, "token_missing")
 
 
-def test_reads_need_no_token(client, board_id):
+def test_reads_need_no_token(client, post_id):
     assert client.get("/api/boards").status_code == 200
-    assert client.get(f"/api/boards/{board_id}").status_code == 200
+    assert client.get(f"/api/boards/{post_id}").status_code == 200
 
 
 # --- conventions -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("method", "path"), [("post", "/api/boards"), ("patch", "/api/boards/{id}")])
 @pytest.mark.parametrize("data", ["{not json", "", '{"title": "T",}', "\xff\xfe"])
-def test_a_body_that_is_not_json_is_invalid_json(client, alice, board_id, method, path, data):
-    response = getattr(client, method)(path.format(id=board_id), headers=alice.headers, data=data,
+def test_a_body_that_is_not_json_is_invalid_json(client, alice, post_id, method, path, data):
+    response = getattr(client, method)(path.format(id=post_id), headers=alice.headers, data=data,
                                        content_type="application/json")
 
     assert_problem(response, 400, "invalid_json")
@@ -385,15 +385,15 @@ def test_a_body_over_the_limit_is_payload_too_large(client, alice):
     ("put", "/api/boards"), ("delete", "/api/boards"), ("patch", "/api/boards"),
     ("put", "/api/boards/{id}"), ("post", "/api/boards/{id}"),
 ])
-def test_a_wrong_method_is_405(client, alice, board_id, method, path):
-    response = getattr(client, method)(path.format(id=board_id), headers=alice.headers, json={})
+def test_a_wrong_method_is_405(client, alice, post_id, method, path):
+    response = getattr(client, method)(path.format(id=post_id), headers=alice.headers, json={})
 
     assert_problem(response, 405, "method_not_allowed")
     assert response.headers["Allow"]
 
 
-def test_an_unknown_path_is_not_found(client, board_id):
-    assert_problem(client.get(f"/api/boards/{board_id}/comments"), 404, "not_found")
+def test_an_unknown_path_is_not_found(client, post_id):
+    assert_problem(client.get(f"/api/boards/{post_id}/comments"), 404, "not_found")
 
 
 def test_request_id_is_echoed_or_made_up(client, alice):
@@ -430,7 +430,7 @@ def test_openapi_documents_every_board_call(client):
     document = client.get("/openapi.json").json
 
     assert set(document["paths"]["/api/boards"]) == {"get", "post"}
-    assert set(document["paths"]["/api/boards/{board_id}"]) == {"get", "patch", "delete"}
+    assert set(document["paths"]["/api/boards/{post_id}"]) == {"get", "patch", "delete"}
     assert document["paths"]["/api/boards"]["post"]["security"] == [{"bearer": []}]
-    assert "403" in document["paths"]["/api/boards/{board_id}"]["delete"]["responses"]
-    assert {"BoardPublic", "BoardPage", "BoardCreate", "BoardUpdate"} <= set(document["components"]["schemas"])
+    assert "403" in document["paths"]["/api/boards/{post_id}"]["delete"]["responses"]
+    assert {"PostPublic", "PostPage", "PostCreate", "PostUpdate"} <= set(document["components"]["schemas"])

@@ -88,7 +88,7 @@ def test_board_database_not_answering_gives_503_in_bounded_time(tmp_path: Path, 
         board = start_service("board_service", resource_env(tmp_path, keys_dir, board_db=board_db))
         assert requests.get(f"{board.url}/api/boards", timeout=10).status_code == 200
         with psycopg.connect(board_db) as locker:
-            locker.execute("LOCK TABLE boards IN ACCESS EXCLUSIVE MODE")
+            locker.execute("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")
             started = time.monotonic()
             try:
                 response = requests.get(f"{board.url}/api/boards", timeout=MAX_WAIT_FOR_A_STUCK_DATABASE + 5)

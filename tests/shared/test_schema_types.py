@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from auth_service.schemas import LoginRequest, SignupRequest
-from board_service.schemas import BoardCreate, BoardUpdate
+from board_service.schemas import PostCreate, PostUpdate
 from profile_service.schemas import ProfileUpdate
 
 BIDI_CONTROLS = [chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]]
@@ -23,12 +23,12 @@ VALID = {
     SignupRequest: {"email": "ada@example.com", "password": "correct horse", "name": "Ada"},
     LoginRequest: {"email": "ada@example.com", "password": "correct horse"},
     ProfileUpdate: {"name": "Ada", "bio": "About me"},
-    BoardCreate: {"title": "A title", "content": "Some content"},
-    BoardUpdate: {"title": "A title", "content": "Some content"},
+    PostCreate: {"title": "A title", "content": "Some content"},
+    PostUpdate: {"title": "A title", "content": "Some content"},
 }
 SINGLE_LINE_FIELDS = [(SignupRequest, "name"), (SignupRequest, "email"), (LoginRequest, "email"),
-                      (ProfileUpdate, "name"), (BoardCreate, "title"), (BoardUpdate, "title")]
-MULTI_LINE_FIELDS = [(ProfileUpdate, "bio"), (BoardCreate, "content"), (BoardUpdate, "content")]
+                      (ProfileUpdate, "name"), (PostCreate, "title"), (PostUpdate, "title")]
+MULTI_LINE_FIELDS = [(ProfileUpdate, "bio"), (PostCreate, "content"), (PostUpdate, "content")]
 
 
 def _with(model: type[BaseModel], field: str, inserted: str) -> dict:

@@ -18,8 +18,8 @@ from shared.database import as_utc
 # The models; databases get them from board_service/migrations/, and tests/migrations checks the two agree.
 metadata = MetaData()
 
-boards = Table(
-    "boards",
+posts = Table(
+    "posts",
     metadata,
     Column("id", String(32), primary_key=True),
     Column("title", String(200), nullable=False),
@@ -32,16 +32,16 @@ boards = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # Newest-first paging walks this index from its end.
-    Index("ix_boards_created_at_id", "created_at", "id"),
+    Index("ix_posts_created_at_id", "created_at", "id"),
 )
 
-_BOARD_ID = re.compile(r"[0-9a-f]{32}")
+_POST_ID = re.compile(r"[0-9a-f]{32}")
 _CURSOR_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Far above any cursor we issue (about 90 characters), far below what could make json.loads recurse deeply.
 MAX_CURSOR_LENGTH = 200
 
 
-class BoardNotFound(Exception):
+class PostNotFound(Exception):
     """No post has this id."""
 
 
@@ -54,7 +54,7 @@ class InvalidCursor(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Board:
+class Post:
     id: str
     title: str
     content: str
@@ -66,13 +66,13 @@ class Board:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    items: list[Board]
+    items: list[Post]
     next_cursor: str | None
 
 
-def encode_cursor(created_at: datetime, board_id: str) -> str:
+def encode_cursor(created_at: datetime, post_id: str) -> str:
     """Return the opaque cursor for the position just after this post in newest-first order."""
-    position = json.dumps([created_at.strftime(_CURSOR_TIME), board_id], separators=(",", ":"))
+    position = json.dumps([created_at.strftime(_CURSOR_TIME), post_id], separators=(",", ":"))
     return base64.urlsafe_b64encode(position.encode()).rstrip(b"=").decode()
 
 
@@ -87,93 +87,93 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         if not (isinstance(position, list) and len(position) == 2
                 and all(isinstance(part, str) for part in position)):
             raise ValueError("not a [time, id] pair")
-        created, board_id = position
-        if not _BOARD_ID.fullmatch(board_id):
+        created, post_id = position
+        if not _POST_ID.fullmatch(post_id):
             raise ValueError("not a post id")
         created_at = datetime.strptime(created, _CURSOR_TIME).replace(tzinfo=timezone.utc)
     except ValueError:  # also base64's binascii.Error, JSON and UTF-8 decoding errors
         raise InvalidCursor(cursor) from None
     # Only the exact text we would issue is accepted: no padding, stray characters or variants.
-    if encode_cursor(created_at, board_id) != cursor:
+    if encode_cursor(created_at, post_id) != cursor:
         raise InvalidCursor(cursor)
-    return created_at, board_id
+    return created_at, post_id
 
 
-def _board(row: Row) -> Board:
+def _post(row: Row) -> Post:
     values = dict(row._mapping)
     values["created_at"] = as_utc(values["created_at"])
     values["updated_at"] = as_utc(values["updated_at"])
-    return Board(**values)
+    return Post(**values)
 
 
-class BoardStore:
+class PostStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def add(self, *, author_id: str, author_name: str, title: str, content: str) -> Board:
+    def add(self, *, author_id: str, author_name: str, title: str, content: str) -> Post:
         now = datetime.now(timezone.utc)
-        board = Board(id=uuid.uuid4().hex, title=title, content=content, author_id=author_id,
-                      author_name=author_name, created_at=now, updated_at=now)
+        post = Post(id=uuid.uuid4().hex, title=title, content=content, author_id=author_id,
+                    author_name=author_name, created_at=now, updated_at=now)
         with self.engine.begin() as connection:
-            connection.execute(insert(boards).values(**asdict(board)))
-        return board
+            connection.execute(insert(posts).values(**asdict(post)))
+        return post
 
-    def get(self, board_id: str) -> Board:
+    def get(self, post_id: str) -> Post:
         with self.engine.connect() as connection:
-            return self._find(connection, board_id)
+            return self._find(connection, post_id)
 
     def page(self, *, limit: int, cursor: str | None = None) -> Page:
         """Return up to `limit` posts older than the cursor's position, newest first."""
-        query = (select(boards).order_by(boards.c.created_at.desc(), boards.c.id.desc())
+        query = (select(posts).order_by(posts.c.created_at.desc(), posts.c.id.desc())
                  .limit(limit + 1))  # one more than asked tells whether another page exists
         if cursor is not None:
-            created_at, board_id = decode_cursor(cursor)
+            created_at, post_id = decode_cursor(cursor)
             # Keyset, not OFFSET: posts added meanwhile are newer than the position, so they can
             # neither shift a post onto the next page twice nor push one past unseen.
-            query = query.where(or_(boards.c.created_at < created_at,
-                                    and_(boards.c.created_at == created_at, boards.c.id < board_id)))
+            query = query.where(or_(posts.c.created_at < created_at,
+                                    and_(posts.c.created_at == created_at, posts.c.id < post_id)))
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
-        items = [_board(row) for row in rows[:limit]]
+        items = [_post(row) for row in rows[:limit]]
         if len(rows) <= limit:
             return Page(items=items, next_cursor=None)
         return Page(items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id))
 
-    def update(self, board_id: str, *, editor_id: str, title: str | None = None,
-               content: str | None = None) -> Board:
+    def update(self, post_id: str, *, editor_id: str, title: str | None = None,
+               content: str | None = None) -> Post:
         """Change the given fields of the editor's own post; None keeps a field."""
         changes: dict[str, Any] = {k: v for k, v in (("title", title), ("content", content)) if v is not None}
         with self.engine.begin() as connection:
-            board = self._find_authored(connection, board_id, editor_id)
+            post = self._find_authored(connection, post_id, editor_id)
             if not changes:
-                return board
+                return post
             changes["updated_at"] = datetime.now(timezone.utc)
-            result = connection.execute(update(boards).where(boards.c.id == board_id).values(**changes))
+            result = connection.execute(update(posts).where(posts.c.id == post_id).values(**changes))
             if result.rowcount == 0:
-                raise BoardNotFound(board_id)  # deleted between our read and our write
-        return replace(board, **changes)
+                raise PostNotFound(post_id)  # deleted between our read and our write
+        return replace(post, **changes)
 
-    def delete(self, board_id: str, *, editor_id: str) -> None:
+    def delete(self, post_id: str, *, editor_id: str) -> None:
         with self.engine.begin() as connection:
-            self._find_authored(connection, board_id, editor_id)
-            result = connection.execute(delete(boards).where(boards.c.id == board_id))
+            self._find_authored(connection, post_id, editor_id)
+            result = connection.execute(delete(posts).where(posts.c.id == post_id))
             if result.rowcount == 0:
-                raise BoardNotFound(board_id)  # deleted between our read and our write
+                raise PostNotFound(post_id)  # deleted between our read and our write
 
-    def _find(self, connection: Connection, board_id: str, *, for_update: bool = False) -> Board:
+    def _find(self, connection: Connection, post_id: str, *, for_update: bool = False) -> Post:
         # Ids we never issue are not looked up: they cannot exist, and odd bytes (NUL) upset PostgreSQL.
-        if not _BOARD_ID.fullmatch(board_id):
-            raise BoardNotFound(board_id)
-        query = select(boards).where(boards.c.id == board_id)
+        if not _POST_ID.fullmatch(post_id):
+            raise PostNotFound(post_id)
+        query = select(posts).where(posts.c.id == post_id)
         if for_update:
             query = query.with_for_update()  # PostgreSQL locks the row; SQLite ignores it
         row = connection.execute(query).first()
         if row is None:
-            raise BoardNotFound(board_id)
-        return _board(row)
+            raise PostNotFound(post_id)
+        return _post(row)
 
-    def _find_authored(self, connection: Connection, board_id: str, editor_id: str) -> Board:
-        board = self._find(connection, board_id, for_update=True)
-        if board.author_id != editor_id:
-            raise NotAuthor(board_id)
-        return board
+    def _find_authored(self, connection: Connection, post_id: str, editor_id: str) -> Post:
+        post = self._find(connection, post_id, for_update=True)
+        if post.author_id != editor_id:
+            raise NotAuthor(post_id)
+        return post
