@@ -65,7 +65,9 @@ def public_jwk(private_key: SigningKey) -> dict[str, Any]:
 
 def load_private_key(path: Path) -> SigningKey:
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    signing_algorithm(key)  # refuses key types we cannot sign with
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ValueError(f"unsupported signing key: {type(key).__name__}")
+    signing_algorithm(key)  # refuses curves we cannot sign with
     return key
 
 
@@ -115,7 +117,7 @@ def rotate_keys(directory: Path, *, drop_old: bool = False) -> str:
     # Publish the new public key before signing with it, so verifiers can already fetch it.
     _write_jwks(jwks_path, [new_public, *retained])
     _write_private_key(directory / SIGNING_KEY_FILE, new_key)
-    return new_public["kid"]
+    return str(new_public["kid"])
 
 
 def main(argv: list[str] | None = None) -> int:

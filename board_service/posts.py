@@ -99,7 +99,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return created_at, post_id
 
 
-def _post(row: Row) -> Post:
+def _post(row: Row[Any]) -> Post:
     values = dict(row._mapping)
     values["created_at"] = as_utc(values["created_at"])
     values["updated_at"] = as_utc(values["updated_at"])

@@ -8,7 +8,7 @@ from board_service.context import BoardContext
 from board_service.posts import InvalidCursor, NotAuthor, Post, PostNotFound, PostStore
 from board_service.schemas import AuthorPublic, PostCreate, PostListQuery, PostPage, PostPublic, PostUpdate
 from shared.access_tokens import Caller, require_caller
-from shared.openapi import operation
+from shared.openapi import ViewResult, operation
 from shared.problems import ErrorTable, ProblemFor
 
 bp = Blueprint("posts", __name__, url_prefix="/api/boards")
@@ -39,7 +39,7 @@ def _public(post: Post) -> PostPublic:
 @bp.get("")
 @operation("List posts, newest first; pass next_cursor back for the next page", query=PostListQuery,
            responses={200: PostPage})
-def list_posts(query: PostListQuery):
+def list_posts(query: PostListQuery) -> ViewResult:
     page = _posts().page(limit=query.limit, cursor=query.cursor)
     return PostPage(items=[_public(post) for post in page.items], next_cursor=page.next_cursor)
 
@@ -47,14 +47,14 @@ def list_posts(query: PostListQuery):
 @bp.post("")
 @require_caller
 @operation("Publish a post as the caller", body=PostCreate, responses={201: PostPublic})
-def create_post(body: PostCreate, caller: Caller):
+def create_post(body: PostCreate, caller: Caller) -> ViewResult:
     post = _posts().add(author_id=caller.id, author_name=caller.name, title=body.title, content=body.content)
     return _public(post), 201, {"Location": url_for("posts.get_post", post_id=post.id)}
 
 
 @bp.get("/<post_id>")
 @operation("Read one post", responses={200: PostPublic})
-def get_post(post_id: str):
+def get_post(post_id: str) -> ViewResult:
     return _public(_posts().get(post_id))
 
 
@@ -62,7 +62,7 @@ def get_post(post_id: str):
 @require_caller
 @operation("Change the title and/or content of the caller's own post", body=PostUpdate,
            responses={200: PostPublic}, errors=(403,))
-def update_post(post_id: str, body: PostUpdate, caller: Caller):
+def update_post(post_id: str, body: PostUpdate, caller: Caller) -> ViewResult:
     post = _posts().update(post_id, editor_id=caller.id, title=body.title, content=body.content)
     return _public(post)
 
@@ -70,6 +70,6 @@ def update_post(post_id: str, body: PostUpdate, caller: Caller):
 @bp.delete("/<post_id>")
 @require_caller
 @operation("Delete the caller's own post", responses={204: None}, errors=(403,))
-def delete_post(post_id: str, caller: Caller):
+def delete_post(post_id: str, caller: Caller) -> ViewResult:
     _posts().delete(post_id, editor_id=caller.id)
     return None

@@ -8,7 +8,7 @@ from profile_service.context import ProfileContext
 from profile_service.profiles import Profile, ProfileStore
 from profile_service.schemas import ProfilePublic, ProfileUpdate
 from shared.access_tokens import Caller, require_caller
-from shared.openapi import operation
+from shared.openapi import ViewResult, operation
 from shared.problems import not_found
 
 bp = Blueprint("profiles", __name__, url_prefix="/api/profiles")
@@ -29,20 +29,20 @@ def _public(profile: Profile) -> ProfilePublic:
 @require_caller
 @operation("Return the caller's profile, created from the access token on first access",
            responses={200: ProfilePublic})
-def my_profile(caller: Caller):
+def my_profile(caller: Caller) -> ViewResult:
     return _public(_profiles().find_or_create(caller.id, caller.name))
 
 
 @bp.patch("/me")
 @require_caller
 @operation("Change the caller's name and/or bio", body=ProfileUpdate, responses={200: ProfilePublic})
-def update_my_profile(caller: Caller, body: ProfileUpdate):
+def update_my_profile(caller: Caller, body: ProfileUpdate) -> ViewResult:
     return _public(_profiles().update(caller.id, token_name=caller.name, name=body.name, bio=body.bio))
 
 
 @bp.get("/<user_id>")
 @operation("Return a user's profile", responses={200: ProfilePublic})
-def profile(user_id: str):
+def profile(user_id: str) -> ViewResult:
     found = _profiles().find(user_id)
     if found is None:
         raise not_found("No such profile.")

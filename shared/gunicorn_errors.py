@@ -10,8 +10,10 @@ swaps such a class for its plain threaded worker when threads > 1.
 from __future__ import annotations
 
 import json
+import socket
 from http import HTTPStatus
 from ssl import SSLError
+from typing import Any
 
 from gunicorn.http import errors
 from gunicorn.util import write_nonblock
@@ -65,7 +67,10 @@ def problem_response(status: int) -> bytes:
 class _ProblemErrors:
     """Answer a request gunicorn could not take with a problem document instead of an HTML page."""
 
-    def handle_error(self, req, client, addr, exc):
+    log: Any  # gunicorn's logger, set by the worker this class is mixed into
+
+    def handle_error(self, req: object, client: socket.socket, addr: tuple[str, int] | None,
+                     exc: BaseException) -> None:
         status = status_for(exc)
         if status == 500:
             self.log.exception("Error handling request")

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any
+from typing import Any, Literal
 
 from flask import Flask, Response, jsonify, request
 from pydantic import BaseModel, ValidationError
@@ -59,6 +59,11 @@ def _parse_query(model: type[BaseModel]) -> BaseModel:
         return model.model_validate(request.args.to_dict())
     except ValidationError as exc:
         raise validation_error(field_errors(exc)) from None
+
+
+# What a view decorated with `operation` returns: a model, nothing (204), or either with a status
+# and headers; a ready Response passes through.
+ViewResult = BaseModel | Response | None | tuple[BaseModel | None, int] | tuple[BaseModel | None, int, dict[str, str]]
 
 
 def _to_response(result: Any) -> Any:
@@ -120,7 +125,7 @@ _PROBLEM_SCHEMA = {
 def openapi_document(app: Flask, title: str, version: str = "1.0.0") -> dict[str, Any]:
     """Build an OpenAPI 3.1 document from the app's routes decorated with `operation`."""
     paths: dict[str, dict[str, Any]] = {}
-    models: list[tuple[type[BaseModel], str]] = []
+    models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = []
     collected: list[tuple[str, str, Any, Operation]] = []
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]

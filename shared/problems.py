@@ -121,15 +121,15 @@ def register_error_handlers(app: Flask, *, unavailable_errors: Iterable[type[Bas
         app.register_error_handler(exc_type, lambda exc, row=problem_for: row.problem(exc).to_response())
 
     @app.errorhandler(Problem)
-    def _problem(exc: Problem):
+    def _problem(exc: Problem) -> Response:
         return exc.to_response()
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):
+    def _http(exc: HTTPException) -> Response:
         return _from_http_exception(exc).to_response()
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
+    def _unexpected(exc: Exception) -> Response:
         if outage_types and isinstance(exc, outage_types):
             log.warning("dependency unavailable: %s", type(exc).__name__)
             return unavailable("A backing service is unavailable; try again shortly.").to_response()

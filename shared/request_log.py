@@ -43,7 +43,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class _JsonHandler(logging.StreamHandler):
+class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]  # generic only in typeshed
     """The one handler configure_logging() installs; a marker so it can be replaced."""
 
 

@@ -33,7 +33,7 @@ class TrustedProxyFix:
             return False
         return any(address in network for network in self.networks)
 
-    def __call__(self, environ: "WSGIEnvironment", start_response: "StartResponse"):  # noqa: ANN204
+    def __call__(self, environ: "WSGIEnvironment", start_response: "StartResponse") -> Iterable[bytes]:
         if self._trusted(environ.get("REMOTE_ADDR", "")):
             return self.behind_proxy(environ, start_response)
         return self.app(environ, start_response)
