@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON := $(PY)
 
-.PHONY: install keys run test test-fast test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify lock clean
+.PHONY: install keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify lock clean
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
 $(VENV)/.installed: requirements-dev.lock
@@ -17,6 +17,11 @@ run:                                   ## the whole stack on http://localhost:$$
 
 keys: install                          ## development signing key and JWKS under var/keys/
 	$(PY) -m auth_service keys init --dir var/keys
+
+lint: install                          ## ruff (lint and format) and mypy --strict; CI runs it before the tests
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test: install                          ## every test, against real Redis, SQLite and PostgreSQL
 	scripts/ensure-test-services.sh
