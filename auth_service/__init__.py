@@ -40,7 +40,7 @@ def create_app(config: AuthConfig | None = None) -> Flask:
     """Build the auth service app from `config`, or from the environment."""
     config = config or AuthConfig.from_env()
     if not config.signing_key_path.exists():
-        raise ConfigError(f"signing key {config.signing_key_path} is missing: run `make keys`")
+        raise ConfigError(f"SIGNING_KEY_PATH: signing key {config.signing_key_path} is missing: run `make keys`")
 
     engine = create_database_engine(config.database_url)
     users = UserStore(engine)
