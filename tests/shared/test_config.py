@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,12 @@ def test_a_missing_signing_key_is_refused_naming_the_variable(tmp_path: Path):
 
     with pytest.raises(ConfigError, match="SIGNING_KEY_PATH"):
         create_app(AuthConfig(signing_key_path=tmp_path / "absent.pem", database_url=f"sqlite:///{tmp_path}/a.db"))
+
+
+@pytest.mark.parametrize("variable", ["GATEWAY_PORT", "AUTH_PORT", "PROFILE_PORT", "BOARD_PORT", "REDIS_PORT"])
+def test_make_run_refuses_a_bad_port_naming_the_variable(tmp_path: Path, variable: str):
+    env = {**os.environ, "VAR_DIR": str(tmp_path), variable: "99999"}
+    finished = subprocess.run([sys.executable, str(REPO / "scripts" / "run_stack.py")], env=env, cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+    assert finished.returncode != 0
+    assert variable in finished.stderr
