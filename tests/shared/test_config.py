@@ -104,3 +104,17 @@ def test_make_run_refuses_a_bad_port_naming_the_variable(tmp_path: Path, variabl
                               capture_output=True, text=True, timeout=60)
     assert finished.returncode != 0
     assert variable in finished.stderr
+
+
+def test_the_defaults_are_the_ones_readme_documents(monkeypatch):
+    for variable in ("WEB_CONCURRENCY", "GUNICORN_THREADS"):
+        monkeypatch.delenv(variable, raising=False)
+    auth = AuthConfig()
+    assert (auth.access_token_ttl, auth.refresh_token_ttl, auth.refresh_reuse_grace, auth.jwt_leeway) == (
+        3600, 1209600, 10, 5)
+    assert (auth.login_max_failures, auth.login_failure_window) == (10, 900)
+    assert (auth.argon2_time_cost, auth.argon2_memory_cost, auth.argon2_parallelism) == (3, 65536, 4)
+    assert auth.gateway_port == 8080 and auth.jwks_refetch_cooldown == 30
+    assert auth.origins == {"http://localhost:8080", "http://127.0.0.1:8080"}
+    gunicorn = runpy.run_path(str(REPO / "gunicorn.conf.py"))
+    assert (gunicorn["workers"], gunicorn["threads"], gunicorn["worker_class"]) == (2, 4, "gthread")
