@@ -84,9 +84,11 @@ def test_a_service_with_a_bad_value_exits_naming_it(tmp_path: Path, keys_dir: Pa
     env = {"APP_ENV": "test", "JWKS_PATH": str(keys_dir / "jwks.json"), "JWKS_URL": "garbage",
            "PROFILE_DATABASE_URL": f"sqlite:///{tmp_path}/profile.db"}
     service = ServiceProcess("profile_service", env, tmp_path, workers=1)
-    with pytest.raises(RuntimeError) as refused:
-        service.start(timeout=30)
-    service.stop()
+    try:
+        with pytest.raises(RuntimeError) as refused:
+            service.start(timeout=30)
+    finally:
+        service.stop()  # a service that did start must not outlive the test
     assert "JWKS_URL" in str(refused.value)
 
 
