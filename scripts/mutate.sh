@@ -19,8 +19,6 @@ mutate() {  # mutate <path> <pytest arguments...>; test files that do not exist 
 }
 
 EXTRA=()
-mutate auth_service/sessions.py tests/auth_service/test_session_store.py tests/auth_service/test_refresh.py \
-    tests/auth_service/test_sessions.py "$ONLY_SQLITE"
 mutate shared/access_tokens.py tests/shared/test_access_tokens.py tests/shared/test_jwks_keys.py
 mutate auth_service/throttle.py tests/auth_service/test_login.py "$ONLY_SQLITE"
 
@@ -31,5 +29,10 @@ diff -u --label a/auth_service/routes.py --label b/auth_service/routes.py \
 EXTRA=(--use-patch-file "$patch")
 mutate auth_service/routes.py tests/auth_service/test_refresh.py "-k 'not postgresql and (csrf or origin)'"
 rm -f "$patch"
+
+# The slowest last: sessions' tests wait out grace windows and lifetimes.
+EXTRA=()
+mutate auth_service/sessions.py tests/auth_service/test_session_store.py tests/auth_service/test_refresh.py \
+    tests/auth_service/test_sessions.py "$ONLY_SQLITE"
 
 "$MUTMUT" results
