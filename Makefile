@@ -59,5 +59,5 @@ clean:
 	rm -rf $(VENV) .pytest_cache
 
 mutate: install                        ## mutation testing of sessions, verifier, throttle and CSRF (by hand; minutes)
-	$(VENV)/bin/python -c "import mutmut" 2>/dev/null || $(PY) -m pip install -q mutmut==2.5.1
+	$(VENV)/bin/python -c "import mutmut" 2>/dev/null || $(PY) -m pip install -q "mutmut[patch]==2.5.1"
 	scripts/mutate.sh
