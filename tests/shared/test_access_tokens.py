@@ -264,3 +264,17 @@ def test_key_pointing_headers_are_refused_by_the_verifier_itself(verifier, token
     with pytest.raises(TokenError) as refused:
         verifier.verify(tokens.make(headers=header))
     assert "header is not accepted" in refused.value.detail
+
+
+def test_a_usable_key_after_unusable_ones_is_kept_and_an_encryption_key_is_not():
+    """Skipping a bad entry moves on to the next one; `use` defaults to `sig` and `enc` is refused."""
+    good = jwt.algorithms.ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key(), as_dict=True)
+    encryption = jwt.algorithms.RSAAlgorithm.to_jwk(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key(), as_dict=True)
+    jwks = {"keys": [
+        "not a key",
+        {"kty": "oct", "k": b64(b"secret"), "kid": "hmac", "alg": "HS256"},
+        {**encryption, "kid": "enc", "alg": "RS256", "use": "enc"},
+        {**good, "kid": "good", "alg": "ES256"},  # no `use`: a signing key
+    ]}
+    assert set(JwksKeys.parse(jwks)) == {"good"}
