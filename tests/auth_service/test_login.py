@@ -167,3 +167,25 @@ def test_an_unknown_email_costs_what_a_wrong_password_costs(make_app):
         unknown.append(login_seconds("nobody@example.com"))
     # Without the dummy hash an unknown email answers in a small fraction of the time.
     assert statistics.median(unknown) > 0.5 * statistics.median(known), (known, unknown)
+
+
+def test_the_failure_window_is_fixed_not_sliding(make_app):
+    """Failures inside the window do not push its end back: it ends LOGIN_FAILURE_WINDOW after the first."""
+    client = make_app(login_max_failures=2, login_failure_window=2).test_client()
+    wrong = {"email": "slide@example.com", "password": "wrong-pass"}
+    started = time.monotonic()
+    assert client.post("/api/auth/login", json=wrong).status_code == 401
+    time.sleep(1.2)
+    assert client.post("/api/auth/login", json=wrong).status_code == 401
+    assert client.post("/api/auth/login", json=wrong).status_code == 429
+    time.sleep(max(0.0, 2.3 - (time.monotonic() - started)))
+    assert client.post("/api/auth/login", json=wrong).status_code == 401  # a new window
+
+
+def test_retry_after_is_the_seconds_left_in_the_window(make_app):
+    client = make_app(login_max_failures=1, login_failure_window=1).test_client()
+    wrong = {"email": "soon@example.com", "password": "wrong-pass"}
+    assert client.post("/api/auth/login", json=wrong).status_code == 401
+    throttled = client.post("/api/auth/login", json=wrong)
+    assert throttled.status_code == 429
+    assert throttled.headers["Retry-After"] == "1"

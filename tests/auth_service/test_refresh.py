@@ -169,8 +169,12 @@ def test_look_alike_origins_are_rejected(auth, client, endpoint):
         response = client.post(endpoint, headers={"Origin": origin})
         assert response.status_code == 403, origin
         assert response.json["code"] == "csrf_rejected"
+        assert response.json["title"] == "Forbidden"
         assert response.headers["Content-Type"] == "application/problem+json"
         assert refresh_cookie(response) is None, origin  # the session is left alone
+    cross_site = client.post(endpoint, headers={"Sec-Fetch-Site": "cross-site"})
+    assert (cross_site.status_code, cross_site.json["code"], cross_site.json["title"]) == (
+        403, "csrf_rejected", "Forbidden")
     assert client.post("/api/auth/refresh").status_code == 200
 
 

@@ -122,6 +122,7 @@ BAD_TOKENS = {
     "exp not a number": lambda t: _signed_payload(t, json.dumps({**t.claims(), "exp": "tomorrow"}).encode()),
     "payload not JSON": lambda t: _signed_payload(t, b"not json at all"),
     "payload a JSON list": lambda t: _signed_payload(t, b"[1, 2, 3]"),
+    "header a JSON list": lambda t: b64(b'["at+jwt"]') + "." + t.make().split(".", 1)[1],
     "header not JSON": lambda t: "bm90IGpzb24." + t.make().split(".", 1)[1],
     "header not base64": lambda t: "%%%." + t.make().split(".", 1)[1],
     "three junk segments": lambda t: "abc.def.ghi",
@@ -278,3 +279,15 @@ def test_a_usable_key_after_unusable_ones_is_kept_and_an_encryption_key_is_not()
         {**good, "kid": "good", "alg": "ES256"},  # no `use`: a signing key
     ]}
     assert set(JwksKeys.parse(jwks)) == {"good"}
+
+
+def test_a_verified_token_is_not_verified_again(verifier, tokens):
+    """One signature check per token: the second call is served from the cache, even with the key gone."""
+    token = tokens.make()
+    caller = verifier.verify(token)
+    verifier.keys._keys = {}  # nothing left to verify a signature with
+    assert verifier.verify(token) == caller
+
+
+def test_a_name_that_is_not_a_string_becomes_empty(verifier, tokens):
+    assert verifier.verify(tokens.make(name=123)).name == ""
