@@ -281,11 +281,14 @@ def test_a_usable_key_after_unusable_ones_is_kept_and_an_encryption_key_is_not()
     assert set(JwksKeys.parse(jwks)) == {"good"}
 
 
-def test_a_verified_token_is_not_verified_again(verifier, tokens):
+def test_a_verified_token_is_not_verified_again(keys_dir, tokens):
     """One signature check per token: the second call is served from the cache, even with the key gone."""
+    # Keys from a document, not the file, so a refetch cannot bring the key back.
+    keys = JwksKeys(jwks=json.loads((keys_dir / "jwks.json").read_text()))
+    verifier = AccessTokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE)
     token = tokens.make()
     caller = verifier.verify(token)
-    verifier.keys._keys = {}  # nothing left to verify a signature with
+    keys._keys = {}  # nothing left to verify a signature with
     assert verifier.verify(token) == caller
 
 
