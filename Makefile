@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON := $(PY)
 
-.PHONY: install keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify lock clean
+.PHONY: install keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify lock clean mutate
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
 $(VENV)/.installed: requirements-dev.lock
@@ -65,3 +65,7 @@ lock:                                  ## re-resolve pyproject.toml: runtime loc
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+mutate: install                        ## mutation testing of sessions, verifier, throttle and CSRF (by hand; minutes)
+	$(VENV)/bin/python -c "import mutmut" 2>/dev/null || $(PY) -m pip install -q "mutmut[patch]==2.5.1"
+	scripts/mutate.sh

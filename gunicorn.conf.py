@@ -5,8 +5,17 @@ Worker model: see bench/README and the closing notes; override with WEB_CONCURRE
 
 import os
 
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+
+def _positive_whole_number(variable: str, default: str) -> int:
+    """Read a count from the environment; a bad value stops gunicorn with an error naming the variable."""
+    value = os.environ.get(variable, default)
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ValueError(f"{variable} must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
+workers = _positive_whole_number("WEB_CONCURRENCY", "2")
+threads = _positive_whole_number("GUNICORN_THREADS", "4")
 # gunicorn's sync and gthread workers, answering the requests gunicorn refuses itself (bad request
 # line, headers or chunks) with problem documents instead of HTML pages.
 worker_class = ("shared.gunicorn_errors.ThreadProblemWorker" if threads > 1

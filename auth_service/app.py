@@ -23,7 +23,7 @@ from shared.database import DATABASE_UNAVAILABLE_ERRORS, create_database_engine,
 def build_app(config: AuthConfig | None = None) -> Flask:
     config = config or AuthConfig.from_env()
     if not config.signing_key_path.exists():
-        raise ConfigError(f"signing key {config.signing_key_path} is missing: run `make keys`")
+        raise ConfigError(f"SIGNING_KEY_PATH: signing key {config.signing_key_path} is missing: run `make keys`")
 
     engine = create_database_engine(config.database_url)
     users = UserStore(engine)

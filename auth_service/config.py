@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
+from redis.connection import parse_url
 
-from shared.config import ServiceConfig
+from shared.config import DatabaseUrl, ServiceConfig
 
 
 class AuthConfig(ServiceConfig):
-    database_url: str = Field("sqlite:///var/auth.db",
+    database_url: DatabaseUrl = Field("sqlite:///var/auth.db",
                               validation_alias=AliasChoices("AUTH_DATABASE_URL", "database_url"))
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "auth:"
@@ -18,7 +19,7 @@ class AuthConfig(ServiceConfig):
     access_token_ttl: int = Field(3600, ge=1, le=86400)
     refresh_token_ttl: int = Field(1209600, ge=1)
     refresh_reuse_grace: int = Field(10, ge=0, le=300)
-    gateway_port: int = 8080
+    gateway_port: int = Field(8080, ge=1, le=65535)
     # Comma-separated origins allowed to call the cookie endpoints; empty means the gateway's own.
     allowed_origins: str = ""
     login_max_failures: int = Field(10, ge=1)
@@ -32,6 +33,15 @@ class AuthConfig(ServiceConfig):
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_cost: int = Field(65536, ge=8)
     argon2_parallelism: int = Field(4, ge=1)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _is_redis_url(cls, value: str) -> str:
+        try:
+            parse_url(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a Redis URL like redis://127.0.0.1:6379/0") from None
+        return value
 
     @field_validator("allowed_origins")
     @classmethod

@@ -16,6 +16,11 @@ Keys (prefix `auth:` by default; `{sid}` is a hash tag so a session's keys share
   session:{sid}        hash: user, token hashes, times, user agent; expires at the absolute limit
   session:{sid}:spent  set of the session's older token hashes, same expiry
   user:<id>:sessions   sorted set of the user's session ids by expiry, pruned as it is read
+
+Topology: rotation and logout by token touch one session's keys only. Creating a session and
+revoking one session write the user's index in the same script as the session's keys (another
+slot), and logout-all builds session key names inside its script: these three need a single
+Redis primary (with replicas for failover); on Redis Cluster they would fail with CROSSSLOT.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field
 
-from shared.config import ServiceConfig
+from shared.config import DatabaseUrl, ServiceConfig
 
 
 class BoardConfig(ServiceConfig):
-    database_url: str = Field("sqlite:///var/board.db",
+    database_url: DatabaseUrl = Field("sqlite:///var/board.db",
                               validation_alias=AliasChoices("BOARD_DATABASE_URL", "database_url"))

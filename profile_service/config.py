@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field
 
-from shared.config import ServiceConfig
+from shared.config import DatabaseUrl, ServiceConfig
 
 
 class ProfileConfig(ServiceConfig):
-    database_url: str = Field("sqlite:///var/profile.db",
+    database_url: DatabaseUrl = Field("sqlite:///var/profile.db",
                               validation_alias=AliasChoices("PROFILE_DATABASE_URL", "database_url"))

@@ -146,6 +146,9 @@ def main() -> None:
     var_dir = Path(env.get("VAR_DIR", REPO / "var")).resolve()
     ports = {name: env.get(f"{name}_PORT", default) for name, default in
              (("GATEWAY", "8080"), ("AUTH", "8001"), ("PROFILE", "8002"), ("BOARD", "8003"), ("REDIS", "6390"))}
+    for name, port in ports.items():
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            sys.exit(f"run: {name}_PORT must be a port number from 1 to 65535, not {port!r}")
     var_dir.mkdir(parents=True, exist_ok=True)
     make_owner_only(var_dir)
     (var_dir / "gateway").mkdir(parents=True, exist_ok=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -27,6 +29,32 @@ class ConfigError(RuntimeError):
     """The environment does not describe a runnable service."""
 
 
+def _is_database_url(value: str) -> str:
+    """Refuse anything but a SQLite or PostgreSQL URL, so a typo stops the start, not the first query."""
+    # Imported here: reading a config (e.g. for `python -m auth_service keys`) loads no database stack.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = make_url(value).get_backend_name()
+    except ArgumentError:
+        raise ValueError(f"{value!r} is not a database URL like sqlite:///var/app.db or postgresql://...") from None
+    if backend not in {"sqlite", "postgresql", "postgres"}:
+        raise ValueError(f"{backend!r} databases are not supported: use sqlite or postgresql")
+    return value
+
+
+def is_http_url(value: str) -> str:
+    """Refuse anything but an absolute http(s) URL with a host."""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+DatabaseUrl = Annotated[str, AfterValidator(_is_database_url)]
+
+
 class ServiceConfig(BaseSettings):
     """Settings every service shares; each service subclasses it with its own fields.
 
@@ -38,13 +66,13 @@ class ServiceConfig(BaseSettings):
 
     app_env: Literal["development", "test", "production"] = "development"
     log_level: str = "INFO"
-    jwt_issuer: str = "http://localhost:8080"
-    jwt_audience: str = "silent-auth"
+    jwt_issuer: str = Field("http://localhost:8080", min_length=1)
+    jwt_audience: str = Field("silent-auth", min_length=1)
     jwt_leeway: int = Field(5, ge=0, le=300)
     # Where resource services find the public keys: the file works while auth is down, the URL
     # brings keys introduced later.
     jwks_path: Path | None = Path("var/keys/jwks.json")
-    jwks_url: str | None = None
+    jwks_url: Annotated[str, AfterValidator(is_http_url)] | None = None
     jwks_refetch_cooldown: float = Field(30.0, ge=0)
     # Verified tokens remembered until they expire (0 turns the cache off, e.g. to measure it).
     verified_token_cache_size: int = Field(10_000, ge=0)
@@ -70,6 +98,19 @@ class ServiceConfig(BaseSettings):
     @property
     def trusted_proxies(self) -> tuple[Network, ...]:
         return parse_networks(self.trusted_proxy_addresses)
+    @field_validator("log_level")
+    @classmethod
+    def _is_log_level(cls, value: str) -> str:
+        if not isinstance(logging.getLevelName(value.upper()), int):
+            raise ValueError(f"{value!r} is not a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL)")
+        return value
+
+    @field_validator("jwt_issuer", "jwt_audience")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
 
     @classmethod
     def from_env(cls) -> Self:

@@ -1,5 +1,10 @@
 """POST /api/auth/login: tokens, the cookie, indistinguishable failures, throttling, rehashing."""
 
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from auth_service.users import UserStore
@@ -125,3 +130,63 @@ def test_any_unicode_password_round_trips(auth, password):
     user = auth.signup(password=password)
     assert auth.login(user["email"], password=password).status_code == 200
 
+
+
+def test_parallel_wrong_passwords_never_exceed_the_limit(make_app):
+    """Twenty guesses released at once: exactly the allowed number reach the password check."""
+    app = make_app(login_max_failures=3, login_failure_window=60)
+    app.test_client().post("/api/auth/signup", json={"email": "target@example.com", "password": PASSWORD, "name": "T"})
+    barrier = threading.Barrier(20)
+
+    def guess(attempt: int) -> int:
+        client = app.test_client()
+        barrier.wait(timeout=10)
+        return client.post("/api/auth/login", json={"email": "target@example.com", "password": f"guess {attempt}"}
+                           ).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(guess, range(20)))  # a guesser's exception fails the test here
+    assert sorted(statuses) == [401] * 3 + [429] * 17
+
+
+def test_an_unknown_email_costs_what_a_wrong_password_costs(make_app):
+    """The dummy hash: compare medians of interleaved logins with a wide margin, never absolute times."""
+    # A real (if small) argon2 cost, so hashing dominates the request; the throttle stays out of the way.
+    app = make_app(argon2_time_cost=2, argon2_memory_cost=16384, login_max_failures=100)
+    client = app.test_client()
+    client.post("/api/auth/signup", json={"email": "known@example.com", "password": PASSWORD, "name": "K"})
+
+    def login_seconds(email: str) -> float:
+        started = time.perf_counter()
+        assert client.post("/api/auth/login", json={"email": email, "password": "wrong password"}
+                           ).status_code == 401
+        return time.perf_counter() - started
+
+    known, unknown = [], []
+    for _ in range(15):  # interleaved, so a busy moment hits both sides alike
+        known.append(login_seconds("known@example.com"))
+        unknown.append(login_seconds("nobody@example.com"))
+    # Without the dummy hash an unknown email answers in a small fraction of the time.
+    assert statistics.median(unknown) > 0.5 * statistics.median(known), (known, unknown)
+
+
+def test_the_failure_window_is_fixed_not_sliding(make_app):
+    """Failures inside the window do not push its end back: it ends LOGIN_FAILURE_WINDOW after the first."""
+    client = make_app(login_max_failures=2, login_failure_window=2).test_client()
+    wrong = {"email": "slide@example.com", "password": "wrong-pass"}
+    started = time.monotonic()
+    assert client.post("/api/auth/login", json=wrong).status_code == 401
+    time.sleep(1.2)
+    assert client.post("/api/auth/login", json=wrong).status_code == 401
+    assert client.post("/api/auth/login", json=wrong).status_code == 429
+    time.sleep(max(0.0, 2.3 - (time.monotonic() - started)))
+    assert client.post("/api/auth/login", json=wrong).status_code == 401  # a new window
+
+
+def test_retry_after_is_the_seconds_left_in_the_window(make_app):
+    client = make_app(login_max_failures=1, login_failure_window=1).test_client()
+    wrong = {"email": "soon@example.com", "password": "wrong-pass"}
+    assert client.post("/api/auth/login", json=wrong).status_code == 401
+    throttled = client.post("/api/auth/login", json=wrong)
+    assert throttled.status_code == 429
+    assert throttled.headers["Retry-After"] == "1"

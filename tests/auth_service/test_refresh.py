@@ -142,3 +142,44 @@ def test_logout_is_idempotent(auth, client):
     assert client.post("/api/auth/logout").status_code == 204
     client.set_cookie("refresh_token", "junk", path="/api/auth")
     assert client.post("/api/auth/logout").status_code == 204
+
+
+# Origins that resemble the gateway's own (http://localhost:8080) but are not it. Parametrised
+# by endpoint, so the same table can guard login and signup once they check the Origin too.
+LOOK_ALIKE_ORIGINS = [
+    "http://localhost:8080.evil.example",  # a prefix match would let this through
+    "http://localhost:80",                 # a prefix of the port
+    "http://localhost:8081",               # another port
+    "https://localhost:8080",              # another scheme
+    "http://localhost",                    # no port
+    "http://evil.localhost:8080",          # a subdomain
+    "http://localhost:8080/path",          # a trailing path is not an origin
+    "http://localhost:8080@evil.example",  # userinfo trick
+    "HTTP://LOCALHOST:8080",               # browsers send origins in lower case
+    "null",                                # sandboxed frames, file: pages, some redirects
+    "",
+]
+COOKIE_ENDPOINTS = ["/api/auth/refresh", "/api/auth/logout"]
+
+
+@pytest.mark.parametrize("endpoint", COOKIE_ENDPOINTS)
+def test_look_alike_origins_are_rejected(auth, client, endpoint):
+    _login(auth)
+    for origin in LOOK_ALIKE_ORIGINS:  # one login for the whole table keeps this quick
+        response = client.post(endpoint, headers={"Origin": origin})
+        assert response.status_code == 403, origin
+        assert response.json["code"] == "csrf_rejected"
+        assert response.json["title"] == "Forbidden"
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert refresh_cookie(response) is None, origin  # the session is left alone
+    cross_site = client.post(endpoint, headers={"Sec-Fetch-Site": "cross-site"})
+    assert (cross_site.status_code, cross_site.json["code"], cross_site.json["title"]) == (
+        403, "csrf_rejected", "Forbidden")
+    assert client.post("/api/auth/refresh").status_code == 200
+
+
+@pytest.mark.parametrize("endpoint", COOKIE_ENDPOINTS)
+def test_the_gateways_own_origin_is_accepted(auth, client, endpoint):
+    for origin in ("http://localhost:8080", "http://localhost:8080/", "http://127.0.0.1:8080"):
+        _login(auth)
+        assert client.post(endpoint, headers={"Origin": origin}).status_code in {200, 204}, origin

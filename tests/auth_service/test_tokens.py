@@ -1,12 +1,13 @@
 """Access tokens and the JWKS, checked with an independent JOSE library (joserfc)."""
 
 import json
+import stat
 import time
 
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey, KeySet
 
-from auth_service.keys import rfc7638_thumbprint, rotate_keys
+from auth_service.keys import init_keys, rfc7638_thumbprint, rotate_keys
 from tests.auth_service.conftest import bearer
 
 
@@ -99,3 +100,8 @@ def test_an_existing_rsa_signing_key_keeps_working_as_rs256(make_app, tmp_path):
                          ).json["access_token"]
     assert jose_jwt.decode(access, KeySet.import_key_set({"keys": [published]})).header["alg"] == "RS256"
     assert client.get("/api/auth/sessions", headers=bearer(access)).status_code == 200
+
+
+def test_the_signing_key_file_is_readable_by_its_owner_only(tmp_path):
+    init_keys(tmp_path / "keys")
+    assert stat.S_IMODE((tmp_path / "keys" / "signing.pem").stat().st_mode) == 0o600

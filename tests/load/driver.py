@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import requests
@@ -81,15 +82,13 @@ class LoadRun:
                 return  # the other tab refreshed meanwhile
             # Requests keeps Secure cookies off plain http, so the jar is ours: the newest cookie wins.
             headers = {"Cookie": f"refresh_token={observed}"}
-            racer = threading.Thread(target=lambda: racing.append(
-                requests.post(f"{self.base}/api/auth/refresh", headers=headers)))
-            racing: list[requests.Response] = []
-            racer.start()
-            response = http.post(f"{self.base}/api/auth/refresh", headers=headers)
-            racer.join()
-            for answer in (response, *racing):
+            with ThreadPoolExecutor(max_workers=1) as other_tab:
+                racer = other_tab.submit(requests.post, f"{self.base}/api/auth/refresh", headers=headers)
+                response = http.post(f"{self.base}/api/auth/refresh", headers=headers)
+                racing = racer.result()  # re-raises what the other tab raised
+            for answer in (response, racing):
                 self.report.record("refresh", answer, {200})
-            successors = {_cookie(answer) for answer in (response, *racing)}
+            successors = {_cookie(answer) for answer in (response, racing)}
             if len(successors) != 1:
                 with self.report.lock:
                     self.report.failures.append(f"refresh race forked the session: {len(successors)} successors")
@@ -117,18 +116,16 @@ class LoadRun:
                         user.posts.append(response.json()["id"])
 
     def run(self) -> Report:
-        starters = [threading.Thread(target=self._start_user, args=(user, requests.Session())) for user in self.users]
-        for thread in starters:
-            thread.start()
-        for thread in starters:
-            thread.join()
+        """Start every user, run the tabs until the deadline; an exception in any thread is raised here."""
+        with ThreadPoolExecutor(max_workers=len(self.users)) as pool:
+            for started in [pool.submit(self._start_user, user, requests.Session()) for user in self.users]:
+                started.result()
         deadline = time.monotonic() + self.seconds
-        tabs = [threading.Thread(target=self._tab, args=(user, deadline, i * 2 + tab))
-                for i, user in enumerate(self.users) for tab in range(2)]
-        for thread in tabs:
-            thread.start()
-        for thread in tabs:
-            thread.join()
+        with ThreadPoolExecutor(max_workers=2 * len(self.users)) as pool:
+            tabs = [pool.submit(self._tab, user, deadline, i * 2 + tab)
+                    for i, user in enumerate(self.users) for tab in range(2)]
+            for tab in tabs:
+                tab.result()
         return self.report
 
     def summary(self) -> str:

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 
-from shared.access_tokens import AccessTokenVerifier, Caller, JwksKeys, require_caller
+from shared.access_tokens import (MAX_TOKEN_LENGTH, AccessTokenVerifier, Caller, JwksKeys, TokenError,
+                                  require_caller)
 from shared.problems import register_error_handlers
 from tests.support.tokens import AUDIENCE, ISSUER
 from shared.config import ServiceConfig
@@ -105,6 +106,8 @@ BAD_TOKENS = {
     "jku pointing elsewhere": lambda t: t.make(headers={"jku": "http://127.0.0.1:9/jwks.json"}),
     "embedded jwk": lambda t: t.make(headers={"jwk": {"kty": "RSA", "n": "AQAB", "e": "AQAB"}}),
     "x5u header": lambda t: t.make(headers={"x5u": "http://127.0.0.1:9/cert.pem"}),
+    "x5c header": lambda t: t.make(headers={"x5c": ["MIIBszCCAVmgAwIBAgIUQ=="]}),
+    "crit header": lambda t: t.make(headers={"crit": ["exp"]}),
     "alg not the key's": lambda t: _signed(t, json.dumps(t.claims()).encode(), header_alg="ES512"),
     "RS256 under an EC kid": lambda t: t.make(key=rsa.generate_private_key(public_exponent=65537, key_size=2048),
                                               algorithm="RS256"),
@@ -121,6 +124,7 @@ BAD_TOKENS = {
     "exp not a number": lambda t: _signed_payload(t, json.dumps({**t.claims(), "exp": "tomorrow"}).encode()),
     "payload not JSON": lambda t: _signed_payload(t, b"not json at all"),
     "payload a JSON list": lambda t: _signed_payload(t, b"[1, 2, 3]"),
+    "header a JSON list": lambda t: b64(b'["at+jwt"]') + "." + t.make().split(".", 1)[1],
     "header not JSON": lambda t: "bm90IGpzb24." + t.make().split(".", 1)[1],
     "header not base64": lambda t: "%%%." + t.make().split(".", 1)[1],
     "three junk segments": lambda t: "abc.def.ghi",
@@ -217,3 +221,78 @@ def test_symmetric_and_unusable_keys_in_a_jwks_are_ignored():
     ]}
     assert JwksKeys.parse(jwks) == {}
     assert JwksKeys.parse({"no": "keys"}) == {}
+
+
+def _token_of_length(tokens, length: int) -> str:
+    """A valid token exactly `length` characters long, padded through the name and jti claims."""
+    base = len(tokens.make(name="", jti="j"))
+    # base64 skips some lengths for a given name length; a second padded claim fills the gaps.
+    for name_length in range(max(0, (length - base) * 3 // 4 - 8), (length - base) * 3 // 4 + 8):
+        for jti_length in range(1, 8):
+            token = tokens.make(name="n" * name_length, jti="j" * jti_length)
+            if len(token) == length:
+                return token
+    raise AssertionError(f"no token of length {length}")
+
+
+def test_the_8_kb_limit_is_exact(verifier, tokens):
+    assert verifier.verify(_token_of_length(tokens, MAX_TOKEN_LENGTH)).id  # at the limit: verified
+    with pytest.raises(TokenError) as refused:
+        verifier.verify(_token_of_length(tokens, MAX_TOKEN_LENGTH + 1))
+    assert refused.value.code == "invalid_token"
+    assert "too long" in refused.value.detail
+
+
+def test_a_header_alg_other_than_the_keys_is_refused_on_an_rsa_key():
+    """PS256 and RS256 both fit an RSA key; the key's JWKS `alg` (RS256) decides, not the header."""
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
+    verifier = AccessTokenVerifier(JwksKeys(jwks={"keys": [{**jwk, "kid": "rsa-1", "alg": "RS256", "use": "sig"}]}),
+                                   issuer=ISSUER, audience=AUDIENCE)
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "user-1", "exp": int(time.time()) + 600,
+              "iat": int(time.time()), "jti": "j1", "sid": "s" * 32}
+    headers = {"typ": "at+jwt", "kid": "rsa-1"}
+    assert verifier.verify(jwt.encode(claims, private_key, algorithm="RS256", headers=headers)).id == "user-1"
+    with pytest.raises(TokenError) as refused:
+        verifier.verify(jwt.encode(claims, private_key, algorithm="PS256", headers=headers))
+    assert refused.value.code == "invalid_token"
+    # The verifier's own pin answers first; PyJWT's `algorithms=[alg]` is the second line of defence.
+    assert "algorithm" in refused.value.detail
+
+
+@pytest.mark.parametrize("header", [{"jku": "http://127.0.0.1:9/jwks.json"}, {"x5u": "http://127.0.0.1:9/c.pem"},
+                                    {"jwk": {"kty": "EC"}}, {"x5c": ["MIIB"]}, {"crit": ["exp"]}])
+def test_key_pointing_headers_are_refused_by_the_verifier_itself(verifier, tokens, header):
+    """Our own check answers before PyJWT's (which refuses `crit` too): neither layer alone is trusted."""
+    with pytest.raises(TokenError) as refused:
+        verifier.verify(tokens.make(headers=header))
+    assert "header is not accepted" in refused.value.detail
+
+
+def test_a_usable_key_after_unusable_ones_is_kept_and_an_encryption_key_is_not():
+    """Skipping a bad entry moves on to the next one; `use` defaults to `sig` and `enc` is refused."""
+    good = jwt.algorithms.ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key(), as_dict=True)
+    encryption = jwt.algorithms.RSAAlgorithm.to_jwk(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key(), as_dict=True)
+    jwks = {"keys": [
+        "not a key",
+        {"kty": "oct", "k": b64(b"secret"), "kid": "hmac", "alg": "HS256"},
+        {**encryption, "kid": "enc", "alg": "RS256", "use": "enc"},
+        {**good, "kid": "good", "alg": "ES256"},  # no `use`: a signing key
+    ]}
+    assert set(JwksKeys.parse(jwks)) == {"good"}
+
+
+def test_a_verified_token_is_not_verified_again(keys_dir, tokens):
+    """One signature check per token: the second call is served from the cache, even with the key gone."""
+    # Keys from a document, not the file, so a refetch cannot bring the key back.
+    keys = JwksKeys(jwks=json.loads((keys_dir / "jwks.json").read_text()))
+    verifier = AccessTokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE)
+    token = tokens.make()
+    caller = verifier.verify(token)
+    keys._keys = {}  # nothing left to verify a signature with
+    assert verifier.verify(token) == caller
+
+
+def test_a_name_that_is_not_a_string_becomes_empty(verifier, tokens):
+    assert verifier.verify(tokens.make(name=123)).name == ""

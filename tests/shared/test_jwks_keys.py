@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -102,16 +103,21 @@ def test_a_burst_of_unknown_kids_fetches_at_most_once_per_cooldown(stub, tokens)
     before = stub.requests
     junk = [tokens.make(headers={"kid": secrets.token_urlsafe(16)}) for _ in range(1000)]
 
-    def attack(batch):
-        for token in batch:
-            with pytest.raises(TokenError):
-                verifier.verify(token)
+    barrier = threading.Barrier(8)
 
-    threads = [threading.Thread(target=attack, args=(junk[i::8],)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    def attack(batch: list[str]) -> list[str]:
+        barrier.wait(timeout=10)  # all eight threads hit the unknown kids at once
+        codes = []
+        for token in batch:
+            with pytest.raises(TokenError) as refused:
+                verifier.verify(token)
+            codes.append(refused.value.code)
+        return codes
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        # result() re-raises in the test what a thread raised, so a token that passed fails here.
+        codes = [code for batch in pool.map(attack, [junk[i::8] for i in range(8)]) for code in batch]
+    assert codes == ["invalid_token"] * len(junk)
     assert stub.requests - before <= 1
 
 

@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import requests
 
-from tests.support.backends import free_port
+from tests.support.backends import listening_ports
 
 REPO = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -31,8 +32,10 @@ class ServiceProcess:
         self.threads = threads
         worker_class = worker_class or ("gthread" if threads > 1 else "sync")
         self.worker_class = PROBLEM_WORKERS.get(worker_class, worker_class)
-        self.port = port or free_port()
-        self.log_path = log_dir / f"{package}-{self.port}.log"
+        # Without a port the first start binds port 0 and reads back the one the kernel chose, so no
+        # other process can take it in between; restarts bind that same port again.
+        self.port = port
+        self.log_path = log_dir / f"{package}-{uuid.uuid4().hex[:8]}.log"
         self.process: subprocess.Popen | None = None
 
     @property
@@ -49,7 +52,7 @@ class ServiceProcess:
             raise RuntimeError(f"{self.package} db upgrade failed:\n{self.log()}")
         self.process = subprocess.Popen(
             [str(GUNICORN), "--workers", str(self.workers), "--threads", str(self.threads),
-             "--worker-class", self.worker_class, "--bind", f"127.0.0.1:{self.port}",
+             "--worker-class", self.worker_class, "--bind", f"127.0.0.1:{self.port or 0}",
              "--graceful-timeout", "5", f"{self.package}:create_app()"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
@@ -57,6 +60,12 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.package} exited:\n{self.log()}")
+            if self.port is None:
+                bound = listening_ports(self.process.pid)
+                if not bound:
+                    time.sleep(0.05)
+                    continue
+                [self.port] = bound
             try:
                 if requests.get(f"{self.url}/healthz", timeout=1).ok:
                     return self

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support.backends import free_port
+from tests.support.backends import ADDRESS_IN_USE, START_ATTEMPTS, PortTaken, free_port, listening_ports
 from tests.support.processes import REPO
 
 SERVICES = ("auth", "profile", "board")
@@ -40,16 +40,31 @@ class Stack:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def start(self, timeout: float = 60) -> "Stack":
+        """Start the stack; when a component found its port taken meanwhile, start again on new ports."""
+        for _ in range(START_ATTEMPTS):
+            try:
+                return self._start_on_ports(timeout)
+            except PortTaken:
+                self.ports = {name: free_port() for name in self.ports}
+                self.env.update({f"{name.upper()}_PORT": str(port) for name, port in self.ports.items()})
+        raise RuntimeError(f"the stack found taken ports {START_ATTEMPTS} times:\n{self.log()}")
+
+    def _start_on_ports(self, timeout: float) -> "Stack":
         self.var_dir.mkdir(parents=True, exist_ok=True)
+        logged_before = len(self.log())
         self.process = subprocess.Popen(
             [str(REPO / "scripts" / "run.sh")], cwd=REPO, env=self.env, start_new_session=True,
             stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            output = self.log()[logged_before:]
+            if any(marker in output for marker in ADDRESS_IN_USE):
+                self.stop()
+                raise PortTaken(self.ports)
             if self.process.poll() is not None:
                 raise RuntimeError(f"the stack exited:\n{self.log()}")
-            if "the stack is up" in self.log():
+            if "the stack is up" in output:
                 return self
             time.sleep(0.1)
         self.stop()
@@ -81,42 +96,70 @@ class GatewayProcess:
     """nginx from the same template as `make run`, in front of upstreams the test controls."""
 
     def __init__(self, var_dir: Path, upstreams: dict[str, int]) -> None:
+        self.var_dir = var_dir
+        self.upstreams = upstreams
+        self.prefix = var_dir / "gateway"
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        self.config = self.prefix / "nginx.conf"
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def _write_config(self) -> None:
         from scripts.run_stack import GATEWAY_SOURCE_ADDRESS, main_nginx_config, render_gateway_config
 
-        self.port = free_port()
-        directory = var_dir / "gateway"
-        directory.mkdir(parents=True, exist_ok=True)
-        server_config = directory / "gateway.conf"
+        server_config = self.prefix / "gateway.conf"
         server_config.write_text(render_gateway_config({
             "GATEWAY_PORT": str(self.port),
-            **{f"{name.upper()}_UPSTREAM": f"127.0.0.1:{port}" for name, port in upstreams.items()},
+            **{f"{name.upper()}_UPSTREAM": f"127.0.0.1:{port}" for name, port in self.upstreams.items()},
             "WEB_ROOT": str(REPO / "gateway" / "web"),
             "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
         }))
-        self.config = directory / "nginx.conf"
-        self.config.write_text(main_nginx_config(var_dir, server_config))
-        self.prefix = directory
-        self.process: subprocess.Popen | None = None
+        self.config.write_text(main_nginx_config(self.var_dir, server_config))
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "GatewayProcess":
-        self.process = subprocess.Popen(
-            ["nginx", "-c", str(self.config), "-p", str(self.prefix), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        """Start nginx; the first start moves to another port when this one was taken meanwhile."""
+        first_start = self.process is None
+        for _ in range(START_ATTEMPTS):
+            try:
+                return self._start_on_port()
+            except PortTaken:
+                if not first_start:
+                    raise  # a restart keeps its address
+                self.port = free_port()
+        raise RuntimeError(f"nginx found {START_ATTEMPTS} ports taken")
+
+    def _start_on_port(self) -> "GatewayProcess":
+        self._write_config()
+        errors = self.prefix / "nginx-stderr.log"
+        with errors.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                ["nginx", "-c", str(self.config), "-p", str(self.prefix), "-g", "daemon off;"],
+                stdout=subprocess.DEVNULL, stderr=stderr,
+            )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=0.5).ok:
-                    return self
-            except requests.ConnectionError:
-                time.sleep(0.05)
+            # nginx keeps retrying a taken port for a while: give up on it at once.
+            output = errors.read_text(errors="replace")
+            if any(marker in output for marker in ADDRESS_IN_USE) or self.process.poll() is not None:
+                self.stop(graceful=False)
+                if any(marker in output for marker in ADDRESS_IN_USE):
+                    raise PortTaken(self.port)
+                raise RuntimeError(f"nginx exited:\n{output}")
+            if self.port in listening_ports(self.process.pid):
+                try:
+                    if requests.get(f"{self.url}/healthz", timeout=0.5).ok:
+                        return self
+                except requests.ConnectionError:
+                    pass
+            time.sleep(0.05)
+        self.stop(graceful=False)
         raise RuntimeError("nginx did not start")
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = True) -> None:
         if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)  # graceful shutdown
+            self.process.send_signal(signal.SIGQUIT if graceful else signal.SIGTERM)
             self.process.wait(10)

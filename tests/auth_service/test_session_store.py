@@ -1,0 +1,77 @@
+"""SessionStore on a real Redis, without HTTP: racing rotations and the grace window's edges."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis as redis_lib
+
+from auth_service.sessions import InvalidRefreshToken, SessionStore, SessionUser
+
+RACERS = 20
+# One round of a non-atomic rotation forks about half the time here; ten rounds make a miss rare.
+ROUNDS = 10
+GRACE_SECONDS = 2
+USER = SessionUser("user-1", "racer@example.com", "Racer")
+
+
+@pytest.fixture
+def store(redis_url: str) -> SessionStore:
+    return SessionStore(redis_lib.Redis.from_url(redis_url), prefix="test:", ttl=600, reuse_grace=GRACE_SECONDS)
+
+
+def _rotate_together(store: SessionStore, token: str) -> list[str]:
+    """Rotate `token` from RACERS threads released at once; return each racer's successor."""
+    barrier = threading.Barrier(RACERS)
+
+    def racer(_: int) -> str:
+        barrier.wait(timeout=10)
+        return store.rotate(token).refresh_token
+
+    with ThreadPoolExecutor(max_workers=RACERS) as pool:
+        # list() re-raises any racer's exception here, so a failure in a thread fails the test.
+        return list(pool.map(racer, range(RACERS)))
+
+
+def test_racing_rotations_of_one_token_agree_on_one_successor(store):
+    for round_ in range(ROUNDS):
+        _, token = store.create(USER, "test")
+        successors = set(_rotate_together(store, token))
+        assert len(successors) == 1, f"round {round_}: the session forked into {len(successors)} chains"
+        [successor] = successors
+        assert successor != token
+        assert store.rotate(successor).refresh_token != successor  # the one chain goes on
+
+
+def test_grace_window_edges(store):
+    """A replay at 0.8× the grace window gets the current token; at 1.2× it revokes the session."""
+    _, early_first = store.create(USER, "early")
+    _, late_first = store.create(USER, "late")
+    early_second = store.rotate(early_first).refresh_token
+    late_second = store.rotate(late_first).refresh_token
+    started = time.monotonic()
+
+    time.sleep(max(0.0, 0.8 * GRACE_SECONDS - (time.monotonic() - started)))
+    assert store.rotate(early_first).refresh_token == early_second
+
+    time.sleep(max(0.0, 1.2 * GRACE_SECONDS - (time.monotonic() - started)))
+    with pytest.raises(InvalidRefreshToken) as theft:
+        store.rotate(late_first)
+    assert theft.value.reason == "reused"
+    with pytest.raises(InvalidRefreshToken):
+        store.rotate(late_second)  # the whole session ended, not only the replayed token
+
+
+@pytest.mark.parametrize(("token", "reason"), [
+    ("a" * 32 + "." + "b" * 95, "unknown"),    # 128 characters: the longest well-formed token
+    ("a" * 32 + "." + "b" * 96, "malformed"),  # 129: refused before Redis is asked
+    ("a" * 32 + "." + "b" * 42, "malformed"),  # a secret shorter than 256 bits
+    ("a" * 31 + "." + "b" * 43, "malformed"),
+])
+def test_token_shape_limits(store, token, reason):
+    with pytest.raises(InvalidRefreshToken) as refused:
+        store.rotate(token)
+    assert refused.value.reason == reason

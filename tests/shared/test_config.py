@@ -1,0 +1,122 @@
+"""Every environment variable: a bad value refuses to start, and the error names the variable."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from auth_service.config import AuthConfig
+from board_service.config import BoardConfig
+from profile_service.config import ProfileConfig
+from shared.config import ConfigError, ServiceConfig
+from tests.support.processes import REPO, ServiceProcess
+
+# (variable, bad value) read by every service (ServiceConfig).
+SHARED_VARIABLES = [
+    ("APP_ENV", "staging"),
+    ("LOG_LEVEL", "LOUD"),
+    ("JWT_ISSUER", ""),
+    ("JWT_ISSUER", "   "),
+    ("JWT_AUDIENCE", ""),
+    ("JWT_LEEWAY", "-1"),
+    ("JWT_LEEWAY", "five"),
+    ("JWKS_URL", "garbage"),
+    ("JWKS_URL", "ftp://auth.example/jwks.json"),
+    ("JWKS_REFETCH_COOLDOWN", "-1"),
+    ("VERIFIED_TOKEN_CACHE_SIZE", "-1"),
+    ("MAX_BODY_BYTES", "10"),
+]
+AUTH_VARIABLES = [
+    ("AUTH_DATABASE_URL", "nonsense"),
+    ("AUTH_DATABASE_URL", "mysql://db/users"),
+    ("REDIS_URL", "notaurl"),
+    ("REDIS_URL", "redis://127.0.0.1:99999/0"),
+    ("ACCESS_TOKEN_TTL", "0"),
+    ("ACCESS_TOKEN_TTL", "an hour"),
+    ("REFRESH_TOKEN_TTL", "0"),
+    ("REFRESH_REUSE_GRACE", "301"),
+    ("GATEWAY_PORT", "99999"),
+    ("GATEWAY_PORT", "0"),
+    ("ALLOWED_ORIGINS", "app.example.com"),
+    ("ALLOWED_ORIGINS", "https://app.example.com/path"),
+    ("LOGIN_MAX_FAILURES", "0"),
+    ("LOGIN_FAILURE_WINDOW", "0"),
+    ("ARGON2_TIME_COST", "0"),
+    ("ARGON2_MEMORY_COST", "4"),
+    ("ARGON2_PARALLELISM", "0"),
+]
+CASES = (
+    [(config, name, value) for config in (AuthConfig, ProfileConfig, BoardConfig) for name, value in SHARED_VARIABLES]
+    + [(AuthConfig, name, value) for name, value in AUTH_VARIABLES]
+    + [(ProfileConfig, "PROFILE_DATABASE_URL", "nonsense"), (BoardConfig, "BOARD_DATABASE_URL", "nonsense")]
+)
+
+
+@pytest.mark.parametrize(("config", "variable", "value"), CASES,
+                         ids=[f"{c.__name__}-{n}={v!r}" for c, n, v in CASES])
+def test_a_bad_value_is_refused_naming_the_variable(monkeypatch, config: type[ServiceConfig], variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as refused:
+        config.from_env()
+    assert variable in str(refused.value)
+
+
+def test_the_defaults_are_valid(monkeypatch):
+    for config in (AuthConfig, ProfileConfig, BoardConfig):
+        assert config.from_env()
+
+
+@pytest.mark.parametrize(("variable", "value"), [("WEB_CONCURRENCY", "two"), ("WEB_CONCURRENCY", "0"),
+                                                 ("GUNICORN_THREADS", "four"), ("GUNICORN_THREADS", "-1")])
+def test_gunicorn_settings_refuse_a_bad_value_naming_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=variable):
+        runpy.run_path(str(REPO / "gunicorn.conf.py"))  # what gunicorn does with its config file
+
+
+def test_a_service_with_a_bad_value_exits_naming_it(tmp_path: Path, keys_dir: Path):
+    """End to end under gunicorn: the JWKS_URL that used to start and answer 200 now stops the start."""
+    env = {"APP_ENV": "test", "JWKS_PATH": str(keys_dir / "jwks.json"), "JWKS_URL": "garbage",
+           "PROFILE_DATABASE_URL": f"sqlite:///{tmp_path}/profile.db"}
+    service = ServiceProcess("profile_service", env, tmp_path, workers=1)
+    try:
+        with pytest.raises(RuntimeError) as refused:
+            service.start(timeout=30)
+    finally:
+        service.stop()  # a service that did start must not outlive the test
+    assert "JWKS_URL" in str(refused.value)
+
+
+def test_a_missing_signing_key_is_refused_naming_the_variable(tmp_path: Path):
+    from auth_service import create_app
+
+    with pytest.raises(ConfigError, match="SIGNING_KEY_PATH"):
+        create_app(AuthConfig(signing_key_path=tmp_path / "absent.pem", database_url=f"sqlite:///{tmp_path}/a.db"))
+
+
+@pytest.mark.parametrize("variable", ["GATEWAY_PORT", "AUTH_PORT", "PROFILE_PORT", "BOARD_PORT", "REDIS_PORT"])
+def test_make_run_refuses_a_bad_port_naming_the_variable(tmp_path: Path, variable: str):
+    env = {**os.environ, "VAR_DIR": str(tmp_path), variable: "99999"}
+    finished = subprocess.run([sys.executable, str(REPO / "scripts" / "run_stack.py")], env=env, cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+    assert finished.returncode != 0
+    assert variable in finished.stderr
+
+
+def test_the_defaults_are_the_ones_readme_documents(monkeypatch):
+    for variable in ("WEB_CONCURRENCY", "GUNICORN_THREADS"):
+        monkeypatch.delenv(variable, raising=False)
+    auth = AuthConfig()
+    assert (auth.access_token_ttl, auth.refresh_token_ttl, auth.refresh_reuse_grace, auth.jwt_leeway) == (
+        3600, 1209600, 10, 5)
+    assert (auth.login_max_failures, auth.login_failure_window) == (10, 900)
+    assert (auth.argon2_time_cost, auth.argon2_memory_cost, auth.argon2_parallelism) == (3, 65536, 4)
+    assert auth.gateway_port == 8080 and auth.jwks_refetch_cooldown == 30
+    assert auth.origins == {"http://localhost:8080", "http://127.0.0.1:8080"}
+    gunicorn = runpy.run_path(str(REPO / "gunicorn.conf.py"))
+    assert (gunicorn["workers"], gunicorn["threads"], gunicorn["worker_class"]) == (2, 4, "gthread")
