@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
-from redis.connection import parse_url
 
 from shared.config import DatabaseUrl, ServiceConfig
 
@@ -37,6 +36,9 @@ class AuthConfig(ServiceConfig):
     @field_validator("redis_url")
     @classmethod
     def _is_redis_url(cls, value: str) -> str:
+        # Imported here: reading the config (e.g. for `python -m auth_service keys`) loads no Redis client.
+        from redis.connection import parse_url
+
         try:
             parse_url(value)
         except ValueError:

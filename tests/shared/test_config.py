@@ -115,8 +115,12 @@ def test_the_defaults_are_the_ones_readme_documents(monkeypatch):
     assert (auth.access_token_ttl, auth.refresh_token_ttl, auth.refresh_reuse_grace, auth.jwt_leeway) == (
         3600, 1209600, 10, 5)
     assert (auth.login_max_failures, auth.login_failure_window) == (10, 900)
+    assert (auth.login_account_max_failures, auth.login_device_cookie_ttl, auth.max_sessions_per_user) == (
+        100, 31536000, 50)
+    assert (auth.trusted_proxy_hops, auth.trusted_proxy_addresses) == (0, "")
     assert (auth.argon2_time_cost, auth.argon2_memory_cost, auth.argon2_parallelism) == (3, 65536, 4)
     assert auth.gateway_port == 8080 and auth.jwks_refetch_cooldown == 30
     assert auth.origins == {"http://localhost:8080", "http://127.0.0.1:8080"}
     gunicorn = runpy.run_path(str(REPO / "gunicorn.conf.py"))
-    assert (gunicorn["workers"], gunicorn["threads"], gunicorn["worker_class"]) == (2, 4, "gthread")
+    assert (gunicorn["workers"], gunicorn["threads"]) == (2, 4)
+    assert gunicorn["worker_class"] == "shared.gunicorn_errors.ThreadProblemWorker"  # gthread, problem errors
