@@ -18,8 +18,9 @@ workers = _positive_whole_number("WEB_CONCURRENCY", "2")
 threads = _positive_whole_number("GUNICORN_THREADS", "4")
 # gunicorn's sync and gthread workers, answering the requests gunicorn refuses itself (bad request
 # line, headers or chunks) with problem documents instead of HTML pages.
-worker_class = ("shared.gunicorn_errors.ThreadProblemWorker" if threads > 1
-                else "shared.gunicorn_errors.SyncProblemWorker")
+worker_class = (
+    "shared.gunicorn_errors.ThreadProblemWorker" if threads > 1 else "shared.gunicorn_errors.SyncProblemWorker"
+)
 # The gateway keeps upstream connections open; keep them a little longer than nginx does.
 keepalive = 75
 timeout = 30

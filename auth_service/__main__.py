@@ -1,8 +1,8 @@
 """Command line of the auth service.
 
-    python -m auth_service keys init|rotate [--dir DIR] [--drop-old]
-    python -m auth_service sessions revoke-all      # uses REDIS_URL and REDIS_PREFIX
-    python -m auth_service db upgrade|downgrade|current|revision   # uses AUTH_DATABASE_URL
+python -m auth_service keys init|rotate [--dir DIR] [--drop-old]
+python -m auth_service sessions revoke-all      # uses REDIS_URL and REDIS_PREFIX
+python -m auth_service db upgrade|downgrade|current|revision   # uses AUTH_DATABASE_URL
 """
 
 import sys
@@ -17,8 +17,12 @@ def revoke_all_sessions() -> int:
     from auth_service.sessions import SessionStore
 
     config = AuthConfig.from_env()
-    store = SessionStore(create_redis_client(config.redis_url), prefix=config.redis_prefix,
-                         ttl=config.refresh_token_ttl, reuse_grace=config.refresh_reuse_grace)
+    store = SessionStore(
+        create_redis_client(config.redis_url),
+        prefix=config.redis_prefix,
+        ttl=config.refresh_token_ttl,
+        reuse_grace=config.refresh_reuse_grace,
+    )
     print(f"ended {store.revoke_everyone()} sessions; every user must log in again")
     return 0
 

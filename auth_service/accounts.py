@@ -40,8 +40,15 @@ class SignedIn:
 
 
 class Accounts:
-    def __init__(self, users: UserStore, passwords: Passwords, sessions: SessionStore,
-                 throttle: LoginThrottle, issuer: TokenIssuer, devices: LoginDevices) -> None:
+    def __init__(
+        self,
+        users: UserStore,
+        passwords: Passwords,
+        sessions: SessionStore,
+        throttle: LoginThrottle,
+        issuer: TokenIssuer,
+        devices: LoginDevices,
+    ) -> None:
         self.users = users
         self.devices = devices
         self.passwords = passwords
@@ -52,8 +59,9 @@ class Accounts:
     def signup(self, *, email: str, password: str, name: str) -> User:
         return self.users.add(email=email, name=name, password_hash=self.passwords.hash(password))
 
-    def login(self, *, email: str, password: str, address: str, user_agent: str,
-              device_cookie: str | None = None) -> SignedIn:
+    def login(
+        self, *, email: str, password: str, address: str, user_agent: str, device_cookie: str | None = None
+    ) -> SignedIn:
         key = email_key(email)
         device = self.devices.recognise(key, device_cookie)
         retry_after = self.throttle.begin_attempt(key, address, device)
@@ -76,8 +84,12 @@ class Accounts:
             renewal = self.sessions.rotate(refresh_token)
         except InvalidRefreshToken as exc:
             if exc.reason == "reused":
-                log.warning("refresh token reuse: session revoked", extra={"fields": {
-                    "event": "refresh_token_reuse", "user_id": exc.user_id, "session_id": exc.session_id}})
+                log.warning(
+                    "refresh token reuse: session revoked",
+                    extra={
+                        "fields": {"event": "refresh_token_reuse", "user_id": exc.user_id, "session_id": exc.session_id}
+                    },
+                )
             raise
         return self._signed_in(renewal.user, renewal.session_id, renewal.refresh_token)
 

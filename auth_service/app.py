@@ -20,6 +20,7 @@ from shared.app_wiring import create_service_app
 from shared.config import ConfigError
 from shared.database import DATABASE_UNAVAILABLE_ERRORS, create_database_engine, ping
 
+
 def build_app(config: AuthConfig | None = None) -> Flask:
     config = config or AuthConfig.from_env()
     if not config.signing_key_path.exists():
@@ -28,33 +29,51 @@ def build_app(config: AuthConfig | None = None) -> Flask:
     engine = create_database_engine(config.database_url)
     users = UserStore(engine)
     redis_client = create_redis_client(config.redis_url)
-    issuer = TokenIssuer(config.signing_key_path, config.jwks_path, issuer=config.jwt_issuer,
-                         audience=config.jwt_audience, ttl=config.access_token_ttl)
+    issuer = TokenIssuer(
+        config.signing_key_path,
+        config.jwks_path,
+        issuer=config.jwt_issuer,
+        audience=config.jwt_audience,
+        ttl=config.access_token_ttl,
+    )
     accounts = Accounts(
         users=users,
-        passwords=Passwords(time_cost=config.argon2_time_cost, memory_cost=config.argon2_memory_cost,
-                            parallelism=config.argon2_parallelism),
-        sessions=SessionStore(redis_client, prefix=config.redis_prefix, ttl=config.refresh_token_ttl,
-                              reuse_grace=config.refresh_reuse_grace,
-                              max_per_user=config.max_sessions_per_user),
-        throttle=LoginThrottle(redis_client, prefix=config.redis_prefix,
-                               max_failures=config.login_max_failures,
-                               account_max_failures=config.login_account_max_failures,
-                               window=config.login_failure_window),
+        passwords=Passwords(
+            time_cost=config.argon2_time_cost,
+            memory_cost=config.argon2_memory_cost,
+            parallelism=config.argon2_parallelism,
+        ),
+        sessions=SessionStore(
+            redis_client,
+            prefix=config.redis_prefix,
+            ttl=config.refresh_token_ttl,
+            reuse_grace=config.refresh_reuse_grace,
+            max_per_user=config.max_sessions_per_user,
+        ),
+        throttle=LoginThrottle(
+            redis_client,
+            prefix=config.redis_prefix,
+            max_failures=config.login_max_failures,
+            account_max_failures=config.login_account_max_failures,
+            window=config.login_failure_window,
+        ),
         issuer=issuer,
         devices=LoginDevices(issuer.derive_secret("login-device-cookie")),
     )
 
     # Auth verifies its own Bearer endpoints with the same verifier the resource services use.
-    verifier = AccessTokenVerifier(JwksKeys(jwks=issuer.jwks), issuer=config.jwt_issuer,
-                                   audience=config.jwt_audience, leeway=config.jwt_leeway)
-    context = AuthContext(config=config, verifier=verifier, accounts=accounts, issuer=issuer, redis=redis_client,
-                          engine=engine)
+    verifier = AccessTokenVerifier(
+        JwksKeys(jwks=issuer.jwks), issuer=config.jwt_issuer, audience=config.jwt_audience, leeway=config.jwt_leeway
+    )
+    context = AuthContext(
+        config=config, verifier=verifier, accounts=accounts, issuer=issuer, redis=redis_client, engine=engine
+    )
     app = create_service_app(
-        "auth_service", context,
+        "auth_service",
+        context,
         readiness_checks={
             "database": lambda: ping(engine),
-            "redis": lambda: redis_client.ping() and None,
+            "redis": lambda: None if redis_client.ping() else "no answer to PING",
             "keys": lambda: None if issuer.jwks["keys"] else "no signing key",
         },
         unavailable_errors=REDIS_UNAVAILABLE_ERRORS + DATABASE_UNAVAILABLE_ERRORS,

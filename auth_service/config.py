@@ -10,8 +10,9 @@ from shared.config import DatabaseUrl, ServiceConfig
 
 
 class AuthConfig(ServiceConfig):
-    database_url: DatabaseUrl = Field("sqlite:///var/auth.db",
-                              validation_alias=AliasChoices("AUTH_DATABASE_URL", "database_url"))
+    database_url: DatabaseUrl = Field(
+        "sqlite:///var/auth.db", validation_alias=AliasChoices("AUTH_DATABASE_URL", "database_url")
+    )
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "auth:"
     signing_key_path: Path = Path("var/keys/signing.pem")
@@ -40,7 +41,7 @@ class AuthConfig(ServiceConfig):
         from redis.connection import parse_url
 
         try:
-            parse_url(value)
+            parse_url(value)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         except ValueError:
             raise ValueError(f"{value!r} is not a Redis URL like redis://127.0.0.1:6379/0") from None
         return value
@@ -54,7 +55,7 @@ class AuthConfig(ServiceConfig):
         return value
 
     @model_validator(mode="after")
-    def _key_exists_outside_development(self) -> "AuthConfig":
+    def _key_exists_outside_development(self) -> AuthConfig:
         if self.app_env == "production" and not self.signing_key_path.exists():
             raise ValueError(f"SIGNING_KEY_PATH {self.signing_key_path} does not exist")
         return self
@@ -62,5 +63,4 @@ class AuthConfig(ServiceConfig):
     @property
     def origins(self) -> frozenset[str]:
         listed = {o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()}
-        return frozenset(listed or {f"http://localhost:{self.gateway_port}",
-                                    f"http://127.0.0.1:{self.gateway_port}"})
+        return frozenset(listed or {f"http://localhost:{self.gateway_port}", f"http://127.0.0.1:{self.gateway_port}"})

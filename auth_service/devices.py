@@ -50,6 +50,9 @@ class LoginDevices:
         then the other accounts' entries the browser already had."""
         nonce = secrets.token_urlsafe(16)
         own = self.recognise(email_key, cookie)
-        others = [entry for entry in (cookie or "").split("~")[:MAX_ENTRIES]
-                  if _ENTRY.fullmatch(entry) and entry.partition(".")[0] != own]
+        others = [
+            entry
+            for entry in (cookie or "").split("~")[:MAX_ENTRIES]
+            if _ENTRY.fullmatch(entry) and entry.partition(".")[0] != own
+        ]
         return "~".join([f"{nonce}.{self._mac(email_key, nonce)}", *others][:MAX_ENTRIES])

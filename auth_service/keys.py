@@ -76,8 +76,7 @@ def read_jwks(path: Path) -> dict[str, Any]:
 
 
 def _write_private_key(path: Path, key: SigningKey) -> None:
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -133,4 +132,3 @@ def main(argv: list[str] | None = None) -> int:
         kid = rotate_keys(args.dir, drop_old=args.drop_old)
         print(f"signing with new key {kid}; restart the auth service to use it")
     return 0
-

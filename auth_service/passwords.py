@@ -8,8 +8,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 class Passwords:
     def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int) -> None:
-        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost,
-                                      parallelism=parallelism, type=Type.ID)
+        self._hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID
+        )
         # Verified when the email is unknown, so both failures take the same path and time.
         self._dummy_hash = self._hasher.hash("not a real password, only spends the same time")
 

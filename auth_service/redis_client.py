@@ -18,6 +18,9 @@ def create_redis_client(url: str) -> redis.Redis:
     # No health_check_interval: its PING on a fresh connection doubles the time a hung Redis costs.
     # One retry covers connections that went stale when Redis restarted.
     return redis.Redis.from_url(
-        url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_keepalive=True, retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=REDIS_RETRIES),
+        url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_keepalive=True,
+        retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=REDIS_RETRIES),
     )

@@ -9,17 +9,24 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, make_response, request
 from werkzeug.http import dump_cookie
 
-from auth_service.accounts import (Accounts, InvalidCredentials, SessionNotFound, SignedIn,
-                                   TooManyAttempts)
+from auth_service.accounts import Accounts, InvalidCredentials, SessionNotFound, SignedIn, TooManyAttempts
 from auth_service.config import AuthConfig
 from auth_service.context import AuthContext
 from auth_service.devices import DEVICE_COOKIE
-from auth_service.schemas import (JsonWebKeySet, LoginRequest, SessionList, SessionPublic,
-                                  SignupRequest, TokenResponse, UserEnvelope, UserPublic)
+from auth_service.schemas import (
+    JsonWebKeySet,
+    LoginRequest,
+    SessionList,
+    SessionPublic,
+    SignupRequest,
+    TokenResponse,
+    UserEnvelope,
+    UserPublic,
+)
 from auth_service.sessions import InvalidRefreshToken
 from auth_service.users import EmailTaken
 from shared.access_tokens import Caller, TokenError, require_caller
-from shared.openapi import operation
+from shared.openapi import ViewResult, operation
 from shared.problems import ErrorTable, Problem, ProblemFor
 
 REFRESH_COOKIE = "refresh_token"
@@ -31,8 +38,10 @@ well_known = Blueprint("well_known", __name__)
 
 
 # Clears the refresh cookie with exactly the attributes it was set with.
-_CLEAR_REFRESH_COOKIE = dump_cookie(REFRESH_COOKIE, "", max_age=0, expires=0, path=COOKIE_PATH, secure=True,
-                                    httponly=True, samesite="Strict")
+_CLEAR_REFRESH_COOKIE = dump_cookie(
+    REFRESH_COOKIE, "", max_age=0, expires=0, path=COOKIE_PATH, secure=True, httponly=True, samesite="Strict"
+)
+
 
 def _retry_after(exc: Exception) -> dict[str, str]:
     assert isinstance(exc, TooManyAttempts)
@@ -40,12 +49,21 @@ def _retry_after(exc: Exception) -> dict[str, str]:
 
 
 ERRORS: ErrorTable = {
-    InvalidCredentials: ProblemFor(401, "invalid_credentials", "The email or password is wrong.",
-                                   title="Unauthorized"),
-    TooManyAttempts: ProblemFor(429, "too_many_attempts", "Too many failed logins; try again later.",
-                                title="Too many attempts", headers=_retry_after),
-    InvalidRefreshToken: ProblemFor(401, "invalid_refresh_token", "The session has ended; log in again.",
-                                    title="Unauthorized", headers=lambda _: {"Set-Cookie": _CLEAR_REFRESH_COOKIE}),
+    InvalidCredentials: ProblemFor(401, "invalid_credentials", "The email or password is wrong.", title="Unauthorized"),
+    TooManyAttempts: ProblemFor(
+        429,
+        "too_many_attempts",
+        "Too many failed logins; try again later.",
+        title="Too many attempts",
+        headers=_retry_after,
+    ),
+    InvalidRefreshToken: ProblemFor(
+        401,
+        "invalid_refresh_token",
+        "The session has ended; log in again.",
+        title="Unauthorized",
+        headers=lambda _: {"Set-Cookie": _CLEAR_REFRESH_COOKIE},
+    ),
     EmailTaken: ProblemFor(409, "email_taken", "An account with this email already exists.", title="Conflict"),
     SessionNotFound: ProblemFor(404, "not_found", "No such session.", title="Not found"),
 }
@@ -61,15 +79,30 @@ def _config() -> AuthConfig:
 
 def _token_response(signed_in: SignedIn, status: int = 200) -> Response:
     body = TokenResponse(
-        access_token=signed_in.access_token, expires_in=_config().access_token_ttl,
+        access_token=signed_in.access_token,
+        expires_in=_config().access_token_ttl,
         user=UserPublic(id=signed_in.user.id, email=signed_in.user.email, name=signed_in.user.name),
     )
     response = make_response(jsonify(body.model_dump(mode="json")), status)
-    response.set_cookie(REFRESH_COOKIE, signed_in.refresh_token, max_age=_config().refresh_token_ttl,
-                        path=COOKIE_PATH, secure=True, httponly=True, samesite="Strict")
+    response.set_cookie(
+        REFRESH_COOKIE,
+        signed_in.refresh_token,
+        max_age=_config().refresh_token_ttl,
+        path=COOKIE_PATH,
+        secure=True,
+        httponly=True,
+        samesite="Strict",
+    )
     if signed_in.device_cookie:
-        response.set_cookie(DEVICE_COOKIE, signed_in.device_cookie, max_age=_config().login_device_cookie_ttl,
-                            path=DEVICE_COOKIE_PATH, secure=True, httponly=True, samesite="Strict")
+        response.set_cookie(
+            DEVICE_COOKIE,
+            signed_in.device_cookie,
+            max_age=_config().login_device_cookie_ttl,
+            path=DEVICE_COOKIE_PATH,
+            secure=True,
+            httponly=True,
+            samesite="Strict",
+        )
     return response
 
 
@@ -96,8 +129,9 @@ def same_origin_only(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         origin = request.headers.get("Origin")
         if origin is not None and origin.rstrip("/") not in _config().origins:
-            raise Problem(403, "csrf_rejected", "The request comes from an origin that is not allowed.",
-                          title="Forbidden")
+            raise Problem(
+                403, "csrf_rejected", "The request comes from an origin that is not allowed.", title="Forbidden"
+            )
         if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
             raise Problem(403, "csrf_rejected", "Cross-site requests are not allowed.", title="Forbidden")
         return view(*args, **kwargs)
@@ -121,28 +155,38 @@ def require_live_session(view: Callable[..., Any]) -> Callable[..., Any]:
 @bp.post("/signup")
 @same_origin_only
 @operation("Create an account", body=SignupRequest, responses={201: UserEnvelope}, errors=(403, 409))
-def signup(body: SignupRequest):
+def signup(body: SignupRequest) -> ViewResult:
     user = _accounts().signup(email=body.email, password=body.password, name=body.name)
     return UserEnvelope(user=UserPublic(id=user.id, email=user.email, name=user.name)), 201
 
 
 @bp.post("/login")
 @same_origin_only
-@operation("Log in; sets the refresh_token and login_device cookies", body=LoginRequest,
-           responses={200: TokenResponse}, errors=(401, 403, 429))
-def login(body: LoginRequest):
-    signed_in = _accounts().login(email=body.email, password=body.password,
-                                  address=request.remote_addr or "unknown",
-                                  user_agent=request.headers.get("User-Agent", ""),
-                                  device_cookie=request.cookies.get(DEVICE_COOKIE))
+@operation(
+    "Log in; sets the refresh_token and login_device cookies",
+    body=LoginRequest,
+    responses={200: TokenResponse},
+    errors=(401, 403, 429),
+)
+def login(body: LoginRequest) -> ViewResult:
+    signed_in = _accounts().login(
+        email=body.email,
+        password=body.password,
+        address=request.remote_addr or "unknown",
+        user_agent=request.headers.get("User-Agent", ""),
+        device_cookie=request.cookies.get(DEVICE_COOKIE),
+    )
     return _token_response(signed_in)
 
 
 @bp.post("/refresh")
 @same_origin_only
-@operation("Exchange the refresh_token cookie for a new access token and cookie",
-           responses={200: TokenResponse}, errors=(401, 403))
-def refresh():
+@operation(
+    "Exchange the refresh_token cookie for a new access token and cookie",
+    responses={200: TokenResponse},
+    errors=(401, 403),
+)
+def refresh() -> ViewResult:
     token = request.cookies.get(REFRESH_COOKIE)
     if not token:
         raise InvalidRefreshToken("missing")
@@ -152,7 +196,7 @@ def refresh():
 @bp.post("/logout")
 @same_origin_only
 @operation("End this session and clear the cookie", responses={204: None}, errors=(403,))
-def logout():
+def logout() -> ViewResult:
     token = request.cookies.get(REFRESH_COOKIE)
     if token:
         _accounts().logout(token)
@@ -162,7 +206,7 @@ def logout():
 @bp.post("/logout-all")
 @require_live_session
 @operation("End every session of the caller", responses={204: None})
-def logout_all(caller: Caller):
+def logout_all(caller: Caller) -> ViewResult:
     _accounts().logout_all(caller.id)
     return _clear_cookie(Response(status=204))
 
@@ -170,19 +214,26 @@ def logout_all(caller: Caller):
 @bp.get("/sessions")
 @require_live_session
 @operation("List the caller's sessions", responses={200: SessionList})
-def list_sessions(caller: Caller):
+def list_sessions(caller: Caller) -> ViewResult:
     sessions = _accounts().list_sessions(caller.id)
-    return SessionList(sessions=[
-        SessionPublic(id=s.id, created_at=s.created_at, last_used_at=s.last_used_at,
-                      user_agent=s.user_agent, current=s.id == caller.session_id)
-        for s in sessions
-    ])
+    return SessionList(
+        sessions=[
+            SessionPublic(
+                id=s.id,
+                created_at=s.created_at,
+                last_used_at=s.last_used_at,
+                user_agent=s.user_agent,
+                current=s.id == caller.session_id,
+            )
+            for s in sessions
+        ]
+    )
 
 
 @bp.delete("/sessions/<session_id>")
 @require_live_session
 @operation("End one of the caller's sessions", responses={204: None})
-def revoke_session(session_id: str, caller: Caller):
+def revoke_session(session_id: str, caller: Caller) -> ViewResult:
     _accounts().revoke_session(caller.id, session_id)
     return None
 
@@ -196,11 +247,11 @@ def _jwks() -> Response:
 
 @bp.get("/jwks.json")
 @operation("The public keys that verify access tokens", responses={200: JsonWebKeySet})
-def jwks():
+def jwks() -> ViewResult:
     return _jwks()
 
 
 @well_known.get("/.well-known/jwks.json")
 @operation("The public keys that verify access tokens", responses={200: JsonWebKeySet})
-def well_known_jwks():
+def well_known_jwks() -> ViewResult:
     return _jwks()

@@ -29,7 +29,7 @@ import hashlib
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MAX_USER_AGENT = 256
 
+
 class F:
     """The session hash's fields, named once: Python reads them by these names, and every script
     gets them as the Lua table F (F.token_hash is 'token_hash'), so adding a field touches this
@@ -48,7 +49,7 @@ class F:
     user_id = "user_id"
     email = "email"
     name = "name"
-    token_hash = "token_hash"
+    token_hash = "token_hash"  # noqa: S105 - a field name
     prev_hash = "prev_hash"
     prev_wrapped = "prev_wrapped"
     rotated_at = "rotated_at"
@@ -80,7 +81,7 @@ class SessionScript:
         self.args = args
         self._script = client.register_script(_FIELD_TABLE + _READ_FIELDS + prelude + body)
 
-    def __call__(self, *, keys: list[str], **args: object) -> Any:
+    def __call__(self, *, keys: list[str], **args: str | int) -> Any:
         if set(args) != set(self.args):
             raise TypeError(f"script arguments {sorted(args)} are not {sorted(self.args)}")
         return self._script(keys=keys, args=[args[name] for name in self.args])
@@ -112,8 +113,17 @@ local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[2], last[2])
 return now
 """
-_CREATE_ARGS = ("session_id", "user_id", "email", "name", "token_hash", "user_agent", "lifetime_ms",
-                "max_sessions", "prefix")
+_CREATE_ARGS = (
+    "session_id",
+    "user_id",
+    "email",
+    "name",
+    "token_hash",
+    "user_agent",
+    "lifetime_ms",
+    "max_sessions",
+    "prefix",
+)
 
 # KEYS: the session's hash, its spent set.
 _ROTATE = """
@@ -150,7 +160,7 @@ if s.user_id and (s.token_hash == presented or s.prev_hash == presented) then
   return s.user_id
 end
 return false
-"""
+"""  # noqa: S105 - a script, not a secret
 
 # KEYS: the session's hash, its spent set, the user's index.
 _REVOKE_OWNED = """
@@ -234,13 +244,17 @@ def _session_id_of(token: str) -> str:
     return session_id
 
 
+def _text(value: Any) -> str:
+    """A Redis reply as text (the client answers bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _from_ms(value: str | bytes) -> datetime:
-    return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
 
 
 class SessionStore:
-    def __init__(self, client: redis.Redis, *, prefix: str, ttl: int, reuse_grace: int,
-                 max_per_user: int = 50) -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str, ttl: int, reuse_grace: int, max_per_user: int = 50) -> None:
         self.redis = client
         self.prefix = prefix
         self.ttl_ms = ttl * 1000
@@ -265,8 +279,14 @@ class SessionStore:
         token = f"{session_id}.{secrets.token_urlsafe(32)}"
         self._create(
             keys=[self._keys(session_id)[0], self._index(user.id)],
-            session_id=session_id, user_id=user.id, email=user.email, name=user.name, token_hash=token_hash(token),
-            user_agent=user_agent[:MAX_USER_AGENT], lifetime_ms=self.ttl_ms, max_sessions=self.max_per_user,
+            session_id=session_id,
+            user_id=user.id,
+            email=user.email,
+            name=user.name,
+            token_hash=token_hash(token),
+            user_agent=user_agent[:MAX_USER_AGENT],
+            lifetime_ms=self.ttl_ms,
+            max_sessions=self.max_per_user,
             prefix=self.prefix,
         )
         return session_id, token
@@ -277,8 +297,10 @@ class SessionStore:
         successor = f"{session_id}.{secrets.token_urlsafe(32)}"
         result = self._rotate(
             keys=self._keys(session_id),
-            presented=token_hash(token), successor_hash=token_hash(successor),
-            successor_wrapped=_wrap_successor(token, successor, session_id), grace_ms=self.grace_ms,
+            presented=token_hash(token),
+            successor_hash=token_hash(successor),
+            successor_wrapped=_wrap_successor(token, successor, session_id),
+            grace_ms=self.grace_ms,
         )
         outcome = result[0].decode()
         if outcome == "reused":
@@ -305,27 +327,30 @@ class SessionStore:
 
     def revoke(self, user_id: str, session_id: str) -> bool:
         """End one of the user's sessions; False when the user has no such session."""
-        return bool(self._revoke_owned(keys=[*self._keys(session_id), self._index(user_id)],
-                                       user_id=user_id, session_id=session_id))
+        return bool(
+            self._revoke_owned(
+                keys=[*self._keys(session_id), self._index(user_id)], user_id=user_id, session_id=session_id
+            )
+        )
 
     def revoke_all(self, user_id: str) -> int:
         return int(self._revoke_all(keys=[self._index(user_id)], prefix=self.prefix))
 
     def is_active(self, user_id: str, session_id: str) -> bool:
         owner = self.redis.hget(self._keys(session_id)[0], F.user_id)
-        return owner is not None and owner.decode() == user_id
+        return owner is not None and _text(owner) == user_id
 
     def list(self, user_id: str) -> list[SessionInfo]:
         """The user's live sessions, newest first; ids of ended sessions are pruned on the way."""
         index = self._index(user_id)
-        session_ids = [sid.decode() for sid in self.redis.zrange(index, 0, -1)]
+        session_ids = [_text(sid) for sid in self.redis.zrange(index, 0, -1)]
         if not session_ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for session_id in session_ids:
             pipe.hmget(self._keys(session_id)[0], F.user_id, F.created_at, F.last_used_at, F.user_agent)
         sessions, ended = [], []
-        for session_id, (owner, created, used, agent) in zip(session_ids, pipe.execute()):
+        for session_id, (owner, created, used, agent) in zip(session_ids, pipe.execute(), strict=True):
             if owner is None or owner.decode() != user_id:
                 ended.append(session_id)
                 continue
@@ -341,7 +366,7 @@ class SessionStore:
             keys = list(self.redis.scan_iter(match=pattern, count=1000))
             sessions += sum(1 for key in keys if key.endswith(b"}"))  # the hashes, not the spent sets
             for start in range(0, len(keys), 1000):
-                self.redis.delete(*keys[start:start + 1000])
+                self.redis.delete(*keys[start : start + 1000])
         return sessions
 
     def ping(self) -> None:

@@ -25,8 +25,9 @@ return 0
 
 
 class LoginThrottle:
-    def __init__(self, client: redis.Redis, *, prefix: str, max_failures: int, account_max_failures: int,
-                 window: int) -> None:
+    def __init__(
+        self, client: redis.Redis, *, prefix: str, max_failures: int, account_max_failures: int, window: int
+    ) -> None:
         self.redis = client
         self.prefix = prefix
         self.max_failures = max_failures
@@ -56,9 +57,8 @@ class LoginThrottle:
             pipe.incr(key)
             pipe.expire(key, self.window, nx=True)
             pipe.ttl(key)
-        results = pipe.execute()
-        waits = [max(int(ttl), 1) for (_, limit), (attempts, _, ttl) in zip(counters, zip(*[iter(results)] * 3))
-                 if attempts > limit]
+        results = pipe.execute()  # incr, expire, ttl for each counter in turn
+        waits = [max(int(results[3 * n + 2]), 1) for n, (_, limit) in enumerate(counters) if results[3 * n] > limit]
         return max(waits) if waits else None
 
     def succeeded(self, email_key: str, address: str, device: str | None = None) -> None:

@@ -18,8 +18,7 @@ from shared.access_tokens import ACCESS_TOKEN_TYPE
 class TokenIssuer:
     """Sign access tokens with the current key, loaded once, and publish the JWKS."""
 
-    def __init__(self, signing_key_path: Path, jwks_path: Path | None, *, issuer: str, audience: str,
-                 ttl: int) -> None:
+    def __init__(self, signing_key_path: Path, jwks_path: Path | None, *, issuer: str, audience: str, ttl: int) -> None:
         self._private_key = load_private_key(signing_key_path)  # parsed once (an RSA key takes ~40 ms)
         self.algorithm = signing_algorithm(self._private_key)
         self.issuer = issuer
@@ -34,15 +33,23 @@ class TokenIssuer:
     def derive_secret(self, purpose: str) -> bytes:
         """A 256-bit secret for `purpose`, derived from the signing key, so that every replica that
         holds the key agrees on it and there is no second secret to distribute; a new key renews it."""
-        material = self._private_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption())
+        material = self._private_key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(material)
 
     def issue(self, *, user_id: str, name: str, session_id: str) -> str:
         now = int(time.time())
         claims = {
-            "iss": self.issuer, "aud": self.audience, "sub": user_id, "exp": now + self.ttl,
-            "iat": now, "jti": secrets.token_urlsafe(16), "sid": session_id, "name": name,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": user_id,
+            "exp": now + self.ttl,
+            "iat": now,
+            "jti": secrets.token_urlsafe(16),
+            "sid": session_id,
+            "name": name,
         }
-        return jwt.encode(claims, self._private_key, algorithm=self.algorithm,
-                          headers={"typ": ACCESS_TOKEN_TYPE, "kid": self.kid})
+        return jwt.encode(
+            claims, self._private_key, algorithm=self.algorithm, headers={"typ": ACCESS_TOKEN_TYPE, "kid": self.kid}
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -49,9 +49,16 @@ class UserStore:
         user = User(id=uuid.uuid4().hex, email=email.strip(), name=name, password_hash=password_hash)
         try:
             with self.engine.begin() as connection:
-                connection.execute(insert(users).values(
-                    id=user.id, email=user.email, email_key=email_key(email), name=name,
-                    password_hash=password_hash, created_at=datetime.now(timezone.utc)))
+                connection.execute(
+                    insert(users).values(
+                        id=user.id,
+                        email=user.email,
+                        email_key=email_key(email),
+                        name=name,
+                        password_hash=password_hash,
+                        created_at=datetime.now(UTC),
+                    )
+                )
         except IntegrityError:
             raise EmailTaken(email) from None
         return user
@@ -59,8 +66,9 @@ class UserStore:
     def find_by_email(self, email: str) -> User | None:
         with self.engine.connect() as connection:
             row = connection.execute(
-                select(users.c.id, users.c.email, users.c.name, users.c.password_hash)
-                .where(users.c.email_key == email_key(email))
+                select(users.c.id, users.c.email, users.c.name, users.c.password_hash).where(
+                    users.c.email_key == email_key(email)
+                )
             ).first()
         return User(*row) if row else None
 

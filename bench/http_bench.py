@@ -54,8 +54,15 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, *, threads: int = 2, connections: int = CONNECTIONS, headers: dict[str, str] | None = None,
-        script: str | None = None, env: Callable[[], dict[str, str]] | None = None) -> Measurement:
+def wrk(
+    url: str,
+    *,
+    threads: int = 2,
+    connections: int = CONNECTIONS,
+    headers: dict[str, str] | None = None,
+    script: str | None = None,
+    env: Callable[[], dict[str, str]] | None = None,
+) -> Measurement:
     """Median of RUNS wrk runs; `env` is called before each run (e.g. for fresh sessions)."""
     runs = []
     for _ in range(RUNS):
@@ -64,17 +71,22 @@ def wrk(url: str, *, threads: int = 2, connections: int = CONNECTIONS, headers: 
             command += ["-H", f"{name}: {value}"]
         if script:
             command += ["-s", str(WRK / script)]
-        out = subprocess.run([*command, url], capture_output=True, text=True, check=True,
-                             env={**os.environ, **(env() if env else {})}).stdout
+        out = subprocess.run(
+            [*command, url], capture_output=True, text=True, check=True, env={**os.environ, **(env() if env else {})}
+        ).stdout
         non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        runs.append(Measurement(
-            rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            p50_ms=_ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
-            p99_ms=_ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
-            non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        ))
-    return Measurement(*(statistics.median(getattr(r, f) for r in runs) for f in ("rps", "p50_ms", "p99_ms")),
-                       non_2xx=max(r.non_2xx for r in runs))
+        runs.append(
+            Measurement(
+                rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+                p50_ms=_ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
+                p99_ms=_ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
+                non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+            )
+        )
+    return Measurement(
+        *(statistics.median(getattr(r, f) for r in runs) for f in ("rps", "p50_ms", "p99_ms")),
+        non_2xx=max(r.non_2xx for r in runs),
+    )
 
 
 class Bench:
@@ -82,19 +94,25 @@ class Bench:
         self.dir = workdir
         init_keys(workdir / "keys")
         self.redis = RedisServer(workdir / "redis").start()
-        self.base_env = {"APP_ENV": "production", "SIGNING_KEY_PATH": str(workdir / "keys" / "signing.pem"),
-                         "JWKS_PATH": str(workdir / "keys" / "jwks.json"), "REDIS_URL": self.redis.url,
-                         "LOG_LEVEL": "WARNING", "TRUSTED_PROXY_HOPS": "1",
-                         "TRUSTED_PROXY_ADDRESSES": "127.0.0.2",
-                         "AUTH_DATABASE_URL": f"sqlite:///{workdir}/auth.db",
-                         "PROFILE_DATABASE_URL": f"sqlite:///{workdir}/profile.db",
-                         "BOARD_DATABASE_URL": f"sqlite:///{workdir}/board.db"}
+        self.base_env = {
+            "APP_ENV": "production",
+            "SIGNING_KEY_PATH": str(workdir / "keys" / "signing.pem"),
+            "JWKS_PATH": str(workdir / "keys" / "jwks.json"),
+            "REDIS_URL": self.redis.url,
+            "LOG_LEVEL": "WARNING",
+            "TRUSTED_PROXY_HOPS": "1",
+            "TRUSTED_PROXY_ADDRESSES": "127.0.0.2",
+            "AUTH_DATABASE_URL": f"sqlite:///{workdir}/auth.db",
+            "PROFILE_DATABASE_URL": f"sqlite:///{workdir}/profile.db",
+            "BOARD_DATABASE_URL": f"sqlite:///{workdir}/board.db",
+        }
         self.processes: list = []
 
     def start(self, package: str, *, worker_class: str = "sync", **env: str) -> ServiceProcess:
         threads = 4 if worker_class == "gthread" else 1
-        process = ServiceProcess(package, {**self.base_env, **env}, self.dir, workers=2, threads=threads,
-                                 worker_class=worker_class).start()
+        process = ServiceProcess(
+            package, {**self.base_env, **env}, self.dir, workers=2, threads=threads, worker_class=worker_class
+        ).start()
         self.processes.append(process)
         return process
 
@@ -113,14 +131,24 @@ def versions() -> str:
         result = subprocess.run(command, capture_output=True, text=True)
         return (result.stdout + result.stderr).strip().splitlines()[0]
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    packages = ", ".join(f"{name} {importlib.metadata.version(name)}"
-                         for name in ("gunicorn", "flask", "pyjwt", "cryptography", "argon2-cffi", "redis"))
-    return (f"Machine: {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; {packages}; "
-            f"{version(['nginx', '-v'])}; {version(['redis-server', '--version'])}; "
-            f"{version(['wrk', '--version'])}. wrk -t2 -c{CONNECTIONS} on the same cores unless noted; "
-            f"median of {RUNS} × {SECONDS:g} s.")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    packages = ", ".join(
+        f"{name} {importlib.metadata.version(name)}"
+        for name in ("gunicorn", "flask", "pyjwt", "cryptography", "argon2-cffi", "redis")
+    )
+    return (
+        f"Machine: {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; {packages}; "
+        f"{version(['nginx', '-v'])}; {version(['redis-server', '--version'])}; "
+        f"{version(['wrk', '--version'])}. wrk -t2 -c{CONNECTIONS} on the same cores unless noted; "
+        f"median of {RUNS} × {SECONDS:g} s."
+    )
 
 
 def _login(auth_url: str, email: str) -> requests.Response:
@@ -153,40 +181,73 @@ def main() -> None:
             requests.get(f"{profile.url}/api/profiles/me", headers=bearer).raise_for_status()
             public = wrk(f"{profile.url}/api/profiles/{user_id}")
             authed = wrk(f"{profile.url}/api/profiles/me", headers=bearer)
-            row("1. `GET /api/profiles/me` (Bearer) vs `GET /api/profiles/{id}` (public), direct", authed, public,
-                "≥ 0.95×")
+            row(
+                "1. `GET /api/profiles/me` (Bearer) vs `GET /api/profiles/{id}` (public), direct",
+                authed,
+                public,
+                "≥ 0.95×",
+            )
             uncached = bench.start("profile_service", VERIFIED_TOKEN_CACHE_SIZE="0")
-            row("   same, verified-token cache off (a signature check on every call)",
-                wrk(f"{uncached.url}/api/profiles/me", headers=bearer), public)
+            row(
+                "   same, verified-token cache off (a signature check on every call)",
+                wrk(f"{uncached.url}/api/profiles/me", headers=bearer),
+                public,
+            )
             bench.stop(uncached)
 
             # 2. gateway overhead.
             board = bench.start("board_service")
-            gateway = GatewayProcess(bench.dir, {"auth": auth.port, "profile": profile.port, "board": board.port}).start()
+            gateway = GatewayProcess(
+                bench.dir, {"auth": auth.port, "profile": profile.port, "board": board.port}
+            ).start()
             bench.processes.append(gateway)
-            row("2. `GET /api/profiles/me` through nginx vs direct", wrk(f"{gateway.url}/api/profiles/me",
-                                                                        headers=bearer), authed, "≥ 0.90×")
+            row(
+                "2. `GET /api/profiles/me` through nginx vs direct",
+                wrk(f"{gateway.url}/api/profiles/me", headers=bearer),
+                authed,
+                "≥ 0.90×",
+            )
 
             # 3. refresh with rotation, one session per client, vs auth's plain JSON endpoint.
             def fresh_sessions() -> dict[str, str]:
                 # A spent token presented again is theft; every run starts from new sessions.
-                tokens = [_login(auth.url, f"r{i}-{uuid.uuid4().hex[:6]}@example.com").cookies["refresh_token"]
-                          for i in range(CONNECTIONS)]
+                tokens = [
+                    _login(auth.url, f"r{i}-{uuid.uuid4().hex[:6]}@example.com").cookies["refresh_token"]
+                    for i in range(CONNECTIONS)
+                ]
                 return {"REFRESH_TOKENS": ",".join(tokens)}
 
             plain = wrk(f"{auth.url}/healthz", threads=CONNECTIONS, connections=CONNECTIONS)
-            refresh = wrk(f"{auth.url}/api/auth/refresh", threads=CONNECTIONS, connections=CONNECTIONS,
-                          script="refresh.lua", env=fresh_sessions)
-            row(f"3. `POST /api/auth/refresh` (rotation) vs `GET /healthz` on auth, {CONNECTIONS} clients",
-                refresh, plain, "≥ 0.5×")
+            refresh = wrk(
+                f"{auth.url}/api/auth/refresh",
+                threads=CONNECTIONS,
+                connections=CONNECTIONS,
+                script="refresh.lua",
+                env=fresh_sessions,
+            )
+            row(
+                f"3. `POST /api/auth/refresh` (rotation) vs `GET /healthz` on auth, {CONNECTIONS} clients",
+                refresh,
+                plain,
+                "≥ 0.5×",
+            )
 
             # 4. login latency at the production argon2id parameters, two at a time (2 cores).
             email = f"login-{uuid.uuid4().hex[:6]}@example.com"
             _login(auth.url, email)
-            logins = wrk(f"{auth.url}/api/auth/login", threads=2, connections=2, script="post_json.lua",
-                         env=lambda: {"BODY": json.dumps({"email": email, "password": PASSWORD})})
-            row("4. `POST /api/auth/login`, argon2id t=3 m=64 MiB p=4, 2 clients", logins, None,
-                f"p50 {logins.p50_ms:.0f} ms, p99 {logins.p99_ms:.0f} ms")
+            logins = wrk(
+                f"{auth.url}/api/auth/login",
+                threads=2,
+                connections=2,
+                script="post_json.lua",
+                env=lambda: {"BODY": json.dumps({"email": email, "password": PASSWORD})},
+            )
+            row(
+                "4. `POST /api/auth/login`, argon2id t=3 m=64 MiB p=4, 2 clients",
+                logins,
+                None,
+                f"p50 {logins.p50_ms:.0f} ms, p99 {logins.p99_ms:.0f} ms",
+            )
 
             # 5. the peer: the same route behind our verifier and behind Flask-JWT-Extended.
             peer_app = bench.start("bench.peers.whoami")
@@ -199,21 +260,30 @@ def main() -> None:
 
             # 6. gunicorn worker models, 2 workers each (gthread: 4 threads per worker), through the
             #    gateway as production traffic arrives; login mixed in for auth, where argon2 blocks.
-            workloads = {"auth_service": ("/api/auth/jwks.json", {}), "profile_service": ("/api/profiles/me", bearer),
-                         "board_service": ("/api/boards?limit=20", {})}
+            workloads = {
+                "auth_service": ("/api/auth/jwks.json", {}),
+                "profile_service": ("/api/profiles/me", bearer),
+                "board_service": ("/api/boards?limit=20", {}),
+            }
             for package, (path, headers) in workloads.items():
                 results = {}
                 for model in ("sync", "gthread", "gevent"):
                     process = bench.start(package, worker_class=model)
-                    gateway = GatewayProcess(bench.dir / model, {name: process.port for name in
-                                                                 ("auth", "profile", "board")}).start()
+                    gateway = GatewayProcess(
+                        bench.dir / model, dict.fromkeys(("auth", "profile", "board"), process.port)
+                    ).start()
                     results[model] = wrk(f"{gateway.url}{path}", headers=headers)
                     gateway.stop()
                     bench.stop(process)
                 best = max(results, key=lambda m: results[m].rps)
-                rows.append((f"6. {package} `GET {path}` through nginx, by worker model",
-                             ", ".join(f"{m} {r.rps:,.0f} (p99 {r.p99_ms:.0f} ms)" for m, r in results.items()),
-                             f"best: {best}", ""))
+                rows.append(
+                    (
+                        f"6. {package} `GET {path}` through nginx, by worker model",
+                        ", ".join(f"{m} {r.rps:,.0f} (p99 {r.p99_ms:.0f} ms)" for m, r in results.items()),
+                        f"best: {best}",
+                        "",
+                    )
+                )
         finally:
             bench.close()
 

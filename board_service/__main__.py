@@ -1,6 +1,6 @@
 """Command line of the board service.
 
-    python -m board_service db upgrade|downgrade|current|revision   # uses BOARD_DATABASE_URL
+python -m board_service db upgrade|downgrade|current|revision   # uses BOARD_DATABASE_URL
 """
 
 import sys

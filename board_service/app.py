@@ -16,8 +16,9 @@ from shared.database import create_database_engine
 def build_app(config: BoardConfig | None = None) -> Flask:
     config = config or BoardConfig.from_env()
     engine = create_database_engine(config.database_url)
-    context = BoardContext(config=config, verifier=AccessTokenVerifier.from_config(config), engine=engine,
-                           posts=PostStore(engine))
+    context = BoardContext(
+        config=config, verifier=AccessTokenVerifier.from_config(config), engine=engine, posts=PostStore(engine)
+    )
     app = create_resource_service_app("board_service", context, domain_errors=ERRORS)
     app.register_blueprint(bp)
     return app

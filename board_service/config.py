@@ -8,5 +8,6 @@ from shared.config import DatabaseUrl, ServiceConfig
 
 
 class BoardConfig(ServiceConfig):
-    database_url: DatabaseUrl = Field("sqlite:///var/board.db",
-                              validation_alias=AliasChoices("BOARD_DATABASE_URL", "database_url"))
+    database_url: DatabaseUrl = Field(
+        "sqlite:///var/board.db", validation_alias=AliasChoices("BOARD_DATABASE_URL", "database_url")
+    )

@@ -7,11 +7,27 @@ import json
 import re
 import uuid
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (Column, Connection, DateTime, Engine, Index, MetaData, Row, String, Table, Text,
-                        and_, delete, insert, or_, select, update)
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Index,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from shared.database import as_utc
 
@@ -84,13 +100,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         if len(cursor) > MAX_CURSOR_LENGTH:
             raise ValueError("too long")
         position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not (isinstance(position, list) and len(position) == 2
-                and all(isinstance(part, str) for part in position)):
+        if not (isinstance(position, list) and len(position) == 2 and all(isinstance(part, str) for part in position)):
             raise ValueError("not a [time, id] pair")
         created, post_id = position
         if not _POST_ID.fullmatch(post_id):
             raise ValueError("not a post id")
-        created_at = datetime.strptime(created, _CURSOR_TIME).replace(tzinfo=timezone.utc)
+        created_at = datetime.strptime(created, _CURSOR_TIME).replace(tzinfo=UTC)
     except ValueError:  # also base64's binascii.Error, JSON and UTF-8 decoding errors
         raise InvalidCursor(cursor) from None
     # Only the exact text we would issue is accepted: no padding, stray characters or variants.
@@ -111,9 +126,16 @@ class PostStore:
         self.engine = engine
 
     def add(self, *, author_id: str, author_name: str, title: str, content: str) -> Post:
-        now = datetime.now(timezone.utc)
-        post = Post(id=uuid.uuid4().hex, title=title, content=content, author_id=author_id,
-                    author_name=author_name, created_at=now, updated_at=now)
+        now = datetime.now(UTC)
+        post = Post(
+            id=uuid.uuid4().hex,
+            title=title,
+            content=content,
+            author_id=author_id,
+            author_name=author_name,
+            created_at=now,
+            updated_at=now,
+        )
         with self.engine.begin() as connection:
             connection.execute(insert(posts).values(**asdict(post)))
         return post
@@ -124,14 +146,16 @@ class PostStore:
 
     def page(self, *, limit: int, cursor: str | None = None) -> Page:
         """Return up to `limit` posts older than the cursor's position, newest first."""
-        query = (select(posts).order_by(posts.c.created_at.desc(), posts.c.id.desc())
-                 .limit(limit + 1))  # one more than asked tells whether another page exists
+        query = (
+            select(posts).order_by(posts.c.created_at.desc(), posts.c.id.desc()).limit(limit + 1)
+        )  # one more than asked tells whether another page exists
         if cursor is not None:
             created_at, post_id = decode_cursor(cursor)
             # Keyset, not OFFSET: posts added meanwhile are newer than the position, so they can
             # neither shift a post onto the next page twice nor push one past unseen.
-            query = query.where(or_(posts.c.created_at < created_at,
-                                    and_(posts.c.created_at == created_at, posts.c.id < post_id)))
+            query = query.where(
+                or_(posts.c.created_at < created_at, and_(posts.c.created_at == created_at, posts.c.id < post_id))
+            )
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
         items = [_post(row) for row in rows[:limit]]
@@ -139,15 +163,14 @@ class PostStore:
             return Page(items=items, next_cursor=None)
         return Page(items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id))
 
-    def update(self, post_id: str, *, editor_id: str, title: str | None = None,
-               content: str | None = None) -> Post:
+    def update(self, post_id: str, *, editor_id: str, title: str | None = None, content: str | None = None) -> Post:
         """Change the given fields of the editor's own post; None keeps a field."""
         changes: dict[str, Any] = {k: v for k, v in (("title", title), ("content", content)) if v is not None}
         with self.engine.begin() as connection:
             post = self._find_authored(connection, post_id, editor_id)
             if not changes:
                 return post
-            changes["updated_at"] = datetime.now(timezone.utc)
+            changes["updated_at"] = datetime.now(UTC)
             result = connection.execute(update(posts).where(posts.c.id == post_id).values(**changes))
             if result.rowcount == 0:
                 raise PostNotFound(post_id)  # deleted between our read and our write

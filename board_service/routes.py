@@ -16,9 +16,13 @@ bp = Blueprint("posts", __name__, url_prefix="/api/boards")
 ERRORS: ErrorTable = {
     PostNotFound: ProblemFor(404, "not_found", "No such post.", title="Not found"),
     NotAuthor: ProblemFor(403, "forbidden", "Only the author may change or delete this post.", title="Forbidden"),
-    InvalidCursor: ProblemFor(400, "validation_error", "The request has invalid fields.", title="Validation failed",
-                              errors=({"field": "cursor",
-                                       "message": "Not a cursor from this service; pass next_cursor back as given"},)),
+    InvalidCursor: ProblemFor(
+        400,
+        "validation_error",
+        "The request has invalid fields.",
+        title="Validation failed",
+        errors=({"field": "cursor", "message": "Not a cursor from this service; pass next_cursor back as given"},),
+    ),
 }
 
 # Check order for PATCH and DELETE: 401 (require_caller sits above operation), then 400 for the
@@ -31,14 +35,20 @@ def _posts() -> PostStore:
 
 
 def _public(post: Post) -> PostPublic:
-    return PostPublic(id=post.id, title=post.title, content=post.content,
-                      author=AuthorPublic(id=post.author_id, name=post.author_name),
-                      created_at=post.created_at, updated_at=post.updated_at)
+    return PostPublic(
+        id=post.id,
+        title=post.title,
+        content=post.content,
+        author=AuthorPublic(id=post.author_id, name=post.author_name),
+        created_at=post.created_at,
+        updated_at=post.updated_at,
+    )
 
 
 @bp.get("")
-@operation("List posts, newest first; pass next_cursor back for the next page", query=PostListQuery,
-           responses={200: PostPage})
+@operation(
+    "List posts, newest first; pass next_cursor back for the next page", query=PostListQuery, responses={200: PostPage}
+)
 def list_posts(query: PostListQuery) -> ViewResult:
     page = _posts().page(limit=query.limit, cursor=query.cursor)
     return PostPage(items=[_public(post) for post in page.items], next_cursor=page.next_cursor)
@@ -60,8 +70,12 @@ def get_post(post_id: str) -> ViewResult:
 
 @bp.patch("/<post_id>")
 @require_caller
-@operation("Change the title and/or content of the caller's own post", body=PostUpdate,
-           responses={200: PostPublic}, errors=(403,))
+@operation(
+    "Change the title and/or content of the caller's own post",
+    body=PostUpdate,
+    responses={200: PostPublic},
+    errors=(403,),
+)
 def update_post(post_id: str, body: PostUpdate, caller: Caller) -> ViewResult:
     post = _posts().update(post_id, editor_id=caller.id, title=body.title, content=body.content)
     return _public(post)

@@ -1,6 +1,6 @@
 """Command line of the profile service.
 
-    python -m profile_service db upgrade|downgrade|current|revision   # uses PROFILE_DATABASE_URL
+python -m profile_service db upgrade|downgrade|current|revision   # uses PROFILE_DATABASE_URL
 """
 
 import sys

@@ -16,8 +16,9 @@ from shared.database import create_database_engine
 def build_app(config: ProfileConfig | None = None) -> Flask:
     config = config or ProfileConfig.from_env()
     engine = create_database_engine(config.database_url)
-    context = ProfileContext(config=config, verifier=AccessTokenVerifier.from_config(config), engine=engine,
-                             profiles=ProfileStore(engine))
+    context = ProfileContext(
+        config=config, verifier=AccessTokenVerifier.from_config(config), engine=engine, profiles=ProfileStore(engine)
+    )
     app = create_resource_service_app("profile_service", context)
     app.register_blueprint(bp)
     return app

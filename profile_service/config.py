@@ -8,5 +8,6 @@ from shared.config import DatabaseUrl, ServiceConfig
 
 
 class ProfileConfig(ServiceConfig):
-    database_url: DatabaseUrl = Field("sqlite:///var/profile.db",
-                              validation_alias=AliasChoices("PROFILE_DATABASE_URL", "database_url"))
+    database_url: DatabaseUrl = Field(
+        "sqlite:///var/profile.db", validation_alias=AliasChoices("PROFILE_DATABASE_URL", "database_url")
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Column, Connection, DateTime, Engine, MetaData, String, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -68,21 +68,23 @@ class ProfileStore:
             self._create_if_missing(connection, user_id, token_name)
             return self._require(connection, user_id)
 
-    def update(self, user_id: str, *, token_name: str, name: str | None = None,
-               bio: str | None = None) -> Profile:
+    def update(self, user_id: str, *, token_name: str, name: str | None = None, bio: str | None = None) -> Profile:
         """Change the given fields (None leaves a field as it is), creating the profile first if missing."""
         changes = {key: value for key, value in (("name", name), ("bio", bio)) if value is not None}
         with self.engine.begin() as connection:
             # Write first: on SQLite a transaction that starts with a read cannot always upgrade to a write.
             self._create_if_missing(connection, user_id, token_name)
             if changes:
-                connection.execute(update(profiles).where(profiles.c.user_id == user_id)
-                                   .values(**changes, updated_at=datetime.now(timezone.utc)))
+                connection.execute(
+                    update(profiles)
+                    .where(profiles.c.user_id == user_id)
+                    .values(**changes, updated_at=datetime.now(UTC))
+                )
             return self._require(connection, user_id)
 
     def _create_if_missing(self, connection: Connection, user_id: str, token_name: str) -> None:
         # Concurrent first accesses race here; the loser's insert is a no-op instead of an IntegrityError.
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         connection.execute(
             self._insert(profiles)
             .values(user_id=user_id, name=_initial_name(token_name), bio="", created_at=now, updated_at=now)
@@ -98,8 +100,9 @@ class ProfileStore:
     @staticmethod
     def _select(connection: Connection, user_id: str) -> Profile | None:
         row = connection.execute(
-            select(profiles.c.user_id, profiles.c.name, profiles.c.bio, profiles.c.created_at,
-                   profiles.c.updated_at).where(profiles.c.user_id == user_id)
+            select(
+                profiles.c.user_id, profiles.c.name, profiles.c.bio, profiles.c.created_at, profiles.c.updated_at
+            ).where(profiles.c.user_id == user_id)
         ).first()
         if row is None:
             return None

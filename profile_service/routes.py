@@ -19,16 +19,20 @@ def _profiles() -> ProfileStore:
 
 
 def _public(profile: Profile) -> ProfilePublic:
-    return ProfilePublic(user_id=profile.user_id, name=profile.name, bio=profile.bio,
-                         created_at=profile.created_at, updated_at=profile.updated_at)
+    return ProfilePublic(
+        user_id=profile.user_id,
+        name=profile.name,
+        bio=profile.bio,
+        created_at=profile.created_at,
+        updated_at=profile.updated_at,
+    )
 
 
 # `require_caller` sits above `operation`, so a request without a valid token gets its 401 before
 # its body is read or validated. Werkzeug matches the static `/me` before `/<user_id>`.
 @bp.get("/me")
 @require_caller
-@operation("Return the caller's profile, created from the access token on first access",
-           responses={200: ProfilePublic})
+@operation("Return the caller's profile, created from the access token on first access", responses={200: ProfilePublic})
 def my_profile(caller: Caller) -> ViewResult:
     return _public(_profiles().find_or_create(caller.id, caller.name))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -9,8 +10,10 @@ import urllib.request
 
 import redis
 
-ports = {name: os.environ.get(f"{name}_PORT", default) for name, default in
-         (("GATEWAY", "8080"), ("AUTH", "8001"), ("PROFILE", "8002"), ("BOARD", "8003"))}
+ports = {
+    name: os.environ.get(f"{name}_PORT", default)
+    for name, default in (("GATEWAY", "8080"), ("AUTH", "8001"), ("PROFILE", "8002"), ("BOARD", "8003"))
+}
 checks = {
     "redis": lambda: redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=1).ping(),
     "auth": lambda: _ready(f"http://127.0.0.1:{ports['AUTH']}/readyz"),
@@ -21,7 +24,7 @@ checks = {
 
 
 def _ready(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=1) as response:
+    with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own http://127.0.0.1 URLs
         return response.status == 200
 
 
@@ -30,12 +33,10 @@ def main() -> None:
     deadline = time.monotonic() + 120
     while pending and time.monotonic() < deadline:
         for name, check in list(pending.items()):
-            try:
+            with contextlib.suppress(Exception):  # not up yet
                 if check():
                     print(f"{name} is ready", flush=True)
                     del pending[name]
-            except Exception:  # noqa: BLE001 - not up yet
-                pass
         time.sleep(0.2)
     if pending:
         print(f"still not ready after 120 s: {', '.join(pending)}", flush=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shlex
 import shutil
 import subprocess
 import sys
@@ -33,16 +32,36 @@ from profile_service.config import ProfileConfig  # noqa: E402
 from shared.config import ServiceConfig  # noqa: E402
 
 TEMPLATE = REPO / "gateway" / "nginx.conf.template"
-TEMPLATE_VARIABLES = ("GATEWAY_PORT", "AUTH_UPSTREAM", "PROFILE_UPSTREAM", "BOARD_UPSTREAM", "WEB_ROOT",
-                      "UPSTREAM_BIND")
+TEMPLATE_VARIABLES = (
+    "GATEWAY_PORT",
+    "AUTH_UPSTREAM",
+    "PROFILE_UPSTREAM",
+    "BOARD_UPSTREAM",
+    "WEB_ROOT",
+    "UPSTREAM_BIND",
+)
 # The gateway connects to the services from this loopback address, and only this address may
 # tell them the client's address (X-Forwarded-For); everything else on the machine uses 127.0.0.1.
 GATEWAY_SOURCE_ADDRESS = "127.0.0.2"
-SERVICES = {"auth": ("auth_service", AuthConfig), "profile": ("profile_service", ProfileConfig),
-            "board": ("board_service", BoardConfig)}
+SERVICES = {
+    "auth": ("auth_service", AuthConfig),
+    "profile": ("profile_service", ProfileConfig),
+    "board": ("board_service", BoardConfig),
+}
 # What every process may inherit from the shell: locale, paths, terminal; none of it is a setting.
-BASIC_VARIABLES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR",
-                   "PYTHONPATH", "PYTHONUNBUFFERED")
+BASIC_VARIABLES = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TERM",
+    "TMPDIR",
+    "PYTHONPATH",
+    "PYTHONUNBUFFERED",
+)
 # gunicorn.conf.py reads these in every service.
 GUNICORN_VARIABLES = ("WEB_CONCURRENCY", "GUNICORN_THREADS")
 # What older runs (before the umask) may have left readable by others: databases, keys, Redis files.
@@ -95,7 +114,7 @@ def procfile_line(name: str, environment: dict[str, str], command: str, env_dir:
 
 def exec_with_environment(env_file: Path, command: list[str]) -> NoReturn:
     """Become `command` with the environment in `env_file` and nothing inherited from honcho."""
-    os.execvpe(command[0], command, json.loads(env_file.read_text()))
+    os.execvpe(command[0], command, json.loads(env_file.read_text()))  # noqa: S606 - our own Procfile command
 
 
 def render_gateway_config(variables: dict[str, str]) -> str:
@@ -131,8 +150,12 @@ http {{
 def migrate_databases(environments: dict[str, dict[str, str]]) -> None:
     """Bring each service's database to its latest schema before any service starts."""
     for name, (package, _) in SERVICES.items():
-        if subprocess.run([sys.executable, "-m", package, "db", "upgrade"], cwd=REPO,
-                          env=environments[name]).returncode != 0:
+        if (
+            subprocess.run(
+                [sys.executable, "-m", package, "db", "upgrade"], cwd=REPO, env=environments[name], check=False
+            ).returncode
+            != 0
+        ):
             sys.exit(f"run: `python -m {package} db upgrade` failed; the stack was not started")
 
 
@@ -144,8 +167,16 @@ def main() -> None:
     dotenv = REPO / ".env"
     env = {**(parse_dotenv(dotenv.read_text()) if dotenv.exists() else {}), **os.environ}
     var_dir = Path(env.get("VAR_DIR", REPO / "var")).resolve()
-    ports = {name: env.get(f"{name}_PORT", default) for name, default in
-             (("GATEWAY", "8080"), ("AUTH", "8001"), ("PROFILE", "8002"), ("BOARD", "8003"), ("REDIS", "6390"))}
+    ports = {
+        name: env.get(f"{name}_PORT", default)
+        for name, default in (
+            ("GATEWAY", "8080"),
+            ("AUTH", "8001"),
+            ("PROFILE", "8002"),
+            ("BOARD", "8003"),
+            ("REDIS", "6390"),
+        )
+    }
     for name, port in ports.items():
         if not port.isdigit() or not 1 <= int(port) <= 65535:
             sys.exit(f"run: {name}_PORT must be a port number from 1 to 65535, not {port!r}")
@@ -160,14 +191,18 @@ def main() -> None:
         print(f"run: generated development keys in {keys}", flush=True)
 
     server_config = var_dir / "gateway" / "gateway.conf"
-    server_config.write_text(render_gateway_config({
-        "GATEWAY_PORT": ports["GATEWAY"],
-        "AUTH_UPSTREAM": f"127.0.0.1:{ports['AUTH']}",
-        "PROFILE_UPSTREAM": f"127.0.0.1:{ports['PROFILE']}",
-        "BOARD_UPSTREAM": f"127.0.0.1:{ports['BOARD']}",
-        "WEB_ROOT": str(REPO / "gateway" / "web"),
-        "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
-    }))
+    server_config.write_text(
+        render_gateway_config(
+            {
+                "GATEWAY_PORT": ports["GATEWAY"],
+                "AUTH_UPSTREAM": f"127.0.0.1:{ports['AUTH']}",
+                "PROFILE_UPSTREAM": f"127.0.0.1:{ports['PROFILE']}",
+                "BOARD_UPSTREAM": f"127.0.0.1:{ports['BOARD']}",
+                "WEB_ROOT": str(REPO / "gateway" / "web"),
+                "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
+            }
+        )
+    )
     nginx_config = var_dir / "gateway" / "nginx.conf"
     nginx_config.write_text(main_nginx_config(var_dir, server_config))
 
@@ -199,22 +234,39 @@ def main() -> None:
     service_environments = {}
     if local_redis:
         redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
-        lines.append(procfile_line("redis", basics, f"{redis_server} {var_dir / 'redis' / 'redis.conf'} "
-                                   f"--port {ports['REDIS']} --bind 127.0.0.1 --dir {var_dir / 'redis'} "
-                                   "--appendonly yes --appendfsync everysec --save '' --loglevel warning", env_dir))
+        lines.append(
+            procfile_line(
+                "redis",
+                basics,
+                f"{redis_server} {var_dir / 'redis' / 'redis.conf'} "
+                f"--port {ports['REDIS']} --bind 127.0.0.1 --dir {var_dir / 'redis'} "
+                "--appendonly yes --appendfsync everysec --save '' --loglevel warning",
+                env_dir,
+            )
+        )
     for name, (package, config) in SERVICES.items():
         # Only what this service's config reads: profile and board never see auth's key, database or Redis.
         readable = config_variables(config) | set(GUNICORN_VARIABLES)
         environment = {**basics, **{key: value for key, value in settings.items() if key in readable}}
         service_environments[name] = environment
-        lines.append(procfile_line(name, environment, f"{gunicorn} --bind 127.0.0.1:{ports[name.upper()]} "
-                                   f"'{package}:create_app()'", env_dir))
+        lines.append(
+            procfile_line(
+                name,
+                environment,
+                f"{gunicorn} --bind 127.0.0.1:{ports[name.upper()]} '{package}:create_app()'",
+                env_dir,
+            )
+        )
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    lines.append(procfile_line("gateway", basics, f"{nginx} -c {nginx_config} -p {var_dir / 'gateway'} "
-                               "-g 'daemon off;'", env_dir))
+    lines.append(
+        procfile_line(
+            "gateway", basics, f"{nginx} -c {nginx_config} -p {var_dir / 'gateway'} -g 'daemon off;'", env_dir
+        )
+    )
     ready_env = {**basics, "REDIS_URL": redis_url, **{f"{name}_PORT": port for name, port in ports.items()}}
-    lines.append(procfile_line("ready", ready_env, f"{sys.executable} {REPO / 'scripts' / 'announce_ready.py'}",
-                               env_dir))
+    lines.append(
+        procfile_line("ready", ready_env, f"{sys.executable} {REPO / 'scripts' / 'announce_ready.py'}", env_dir)
+    )
     procfile = var_dir / "Procfile"
     procfile.write_text("\n".join(lines) + "\n")
 
@@ -222,8 +274,11 @@ def main() -> None:
 
     honcho = python_bin / "honcho"
     os.chdir(REPO)
-    os.execv(str(honcho), [str(honcho), "start", "--procfile", str(procfile), "--app-root", str(REPO),
-                           *sys.argv[1:]])
+    # Hand over to honcho (no shell: the command is ours).
+    os.execv(  # noqa: S606
+        str(honcho),
+        [str(honcho), "start", "--procfile", str(procfile), "--app-root", str(REPO), *sys.argv[1:]],
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import re
@@ -30,10 +31,11 @@ from shared.service_context import ServiceContext
 
 log = logging.getLogger("shared.access_tokens")
 
-ACCESS_TOKEN_TYPE = "at+jwt"
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - the JWT type of RFC 9068, not a secret
 # Asymmetric algorithms only: an HS* or `none` key in a JWKS is ignored, never trusted.
-ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                                   "ES256", "ES384", "ES512", "EdDSA"})
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti", "sid")
 # Headers that point at other keys; our issuer never sets them, so a token carrying one is forged.
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
@@ -123,13 +125,15 @@ class JwksKeys:
     def _read_file(self) -> dict[str, Any] | None:
         if self.path is None or not self.path.exists():
             return None
-        return json.loads(self.path.read_text())
+        document: dict[str, Any] = json.loads(self.path.read_text())
+        return document
 
     def _fetch_url(self) -> dict[str, Any] | None:
         if not self.url:
             return None
         with urllib.request.urlopen(self.url, timeout=self.fetch_timeout) as response:  # noqa: S310
-            return json.loads(response.read(1024 * 1024))
+            document: dict[str, Any] = json.loads(response.read(1024 * 1024))
+            return document
 
     @staticmethod
     def parse(jwks: dict[str, Any]) -> dict[str, tuple[str, Any]]:
@@ -151,8 +155,9 @@ class JwksKeys:
 class AccessTokenVerifier:
     """Verify access tokens against pinned keys and claims; remember the good ones until `exp`."""
 
-    def __init__(self, keys: JwksKeys, *, issuer: str, audience: str, leeway: int = 5,
-                 cache_size: int = 10_000) -> None:
+    def __init__(
+        self, keys: JwksKeys, *, issuer: str, audience: str, leeway: int = 5, cache_size: int = 10_000
+    ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
@@ -161,11 +166,16 @@ class AccessTokenVerifier:
         self._verified: dict[str, Caller] = {}
 
     @classmethod
-    def from_config(cls, config: ServiceConfig) -> "AccessTokenVerifier":
+    def from_config(cls, config: ServiceConfig) -> AccessTokenVerifier:
         """The verifier a resource service uses: keys from its JWKS file and/or URL."""
         keys = JwksKeys(path=config.jwks_path, url=config.jwks_url, refetch_cooldown=config.jwks_refetch_cooldown)
-        return cls(keys, issuer=config.jwt_issuer, audience=config.jwt_audience, leeway=config.jwt_leeway,
-                   cache_size=config.verified_token_cache_size)
+        return cls(
+            keys,
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+            leeway=config.jwt_leeway,
+            cache_size=config.verified_token_cache_size,
+        )
 
     def verify(self, token: str) -> Caller:
         caller = self._verified.get(token)
@@ -183,10 +193,8 @@ class AccessTokenVerifier:
     def _evict_oldest(self) -> None:
         # Dicts keep insertion order. No lock on the hot path: another thread changing the dict
         # between iter() and next() only costs this one eviction.
-        try:
+        with contextlib.suppress(StopIteration, KeyError, RuntimeError):
             del self._verified[next(iter(self._verified))]
-        except (StopIteration, KeyError, RuntimeError):
-            pass
 
     def _verify_signature_and_claims(self, token: str) -> Caller:
         if len(token) > MAX_TOKEN_LENGTH:
@@ -207,17 +215,23 @@ class AccessTokenVerifier:
             raise TokenError("invalid_token", "The token algorithm does not match its key")
         try:
             claims = jwt.decode(
-                token, key, algorithms=[alg], audience=self.audience, issuer=self.issuer,
-                leeway=self.leeway, options={"require": list(REQUIRED_CLAIMS), "verify_exp": False},
+                token,
+                key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": list(REQUIRED_CLAIMS), "verify_exp": False},
             )
         except jwt.PyJWTError:
             raise TokenError("invalid_token", "The access token is invalid") from None
         # `exp` is checked by verify() on every call, cached or not, so expiry is always exact.
         sub, sid, jti, name, exp = (claims.get(k) for k in ("sub", "sid", "jti", "name", "exp"))
-        if not all(isinstance(v, str) and v for v in (sub, sid, jti)) or not isinstance(exp, int):
+        if not (isinstance(sub, str) and isinstance(sid, str) and isinstance(jti, str) and sub and sid and jti):
             raise TokenError("invalid_token", "The access token claims are malformed")
-        return Caller(id=sub, name=name if isinstance(name, str) else "", session_id=sid,
-                      token_id=jti, expires_at=exp)
+        if not isinstance(exp, int):
+            raise TokenError("invalid_token", "The access token claims are malformed")
+        return Caller(id=sub, name=name if isinstance(name, str) else "", session_id=sid, token_id=jti, expires_at=exp)
 
 
 def _unverified_header(token: str) -> dict[str, Any]:
@@ -244,8 +258,9 @@ def bearer_token() -> str:
 
 def authenticate() -> Caller:
     """Verify the current request's Bearer token with the app's verifier and remember the caller."""
-    g.caller = ServiceContext.of().verifier.verify(bearer_token())
-    return g.caller
+    caller = ServiceContext.of().verifier.verify(bearer_token())
+    g.caller = caller
+    return caller
 
 
 def require_caller(view: Callable[..., Any]) -> Callable[..., Any]:

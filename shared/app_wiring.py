@@ -33,16 +33,17 @@ def create_service_app(
     config = context.config
     configure_logging(service, config.log_level)
     app = Flask(service)
-    app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False,
-                      TRAP_HTTP_EXCEPTIONS=False)
-    app.json.sort_keys = False
-    app.json.compact = True
+    app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False, TRAP_HTTP_EXCEPTIONS=False)
+    # Flask's default provider has these; its base class (what app.json is typed as) does not.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.compact = True  # type: ignore[attr-defined]
     # werkzeug would answer `//` in a path with a redirect built from the client's Host header.
     app.url_map.merge_slashes = False
     context.attach(app)
     if config.trusted_proxy_hops:
         app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, hops=config.trusted_proxy_hops, networks=config.trusted_proxies)
+            app.wsgi_app, hops=config.trusted_proxy_hops, networks=config.trusted_proxies
+        )
     install_request_log(app)
     app.before_request(_whole_streamed_body)
     register_error_handlers(app, unavailable_errors=unavailable_errors, domain_errors=domain_errors)
@@ -56,11 +57,11 @@ def create_service_app(
         return response
 
     @app.get("/healthz")
-    def healthz():
+    def healthz() -> Response:
         return jsonify(status="ok", service=service)
 
     @app.get("/readyz")
-    def readyz():
+    def readyz() -> Response:
         failures = {}
         for name, check in readiness_checks.items():
             try:
@@ -70,12 +71,17 @@ def create_service_app(
             if reason:
                 failures[name] = reason
         if failures:
-            raise Problem(503, "unavailable", "Not ready: " + ", ".join(sorted(failures)),
-                          title="Service unavailable", extra={"checks": failures})
-        return jsonify(status="ready", service=service, checks={name: "ok" for name in readiness_checks})
+            raise Problem(
+                503,
+                "unavailable",
+                "Not ready: " + ", ".join(sorted(failures)),
+                title="Service unavailable",
+                extra={"checks": failures},
+            )
+        return jsonify(status="ready", service=service, checks=dict.fromkeys(readiness_checks, "ok"))
 
     @app.get("/openapi.json")
-    def openapi():
+    def openapi() -> Response:
         return jsonify(openapi_document(app, title=f"{service} API"))
 
     return app
@@ -89,6 +95,7 @@ def _whole_streamed_body() -> None:
     if request.content_length is not None or "Transfer-Encoding" not in request.headers:
         return
     limit = request.max_content_length
+    assert limit is not None  # MAX_CONTENT_LENGTH is always set above
     try:
         body = request.environ["wsgi.input"].read(limit + 1)
     except ParseException:  # gunicorn: a bad chunk size or terminator
@@ -98,12 +105,14 @@ def _whole_streamed_body() -> None:
     request.environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
 
 
-def create_resource_service_app(service: str, context: DatabaseServiceContext, *,
-                                domain_errors: ErrorTable | None = None) -> Flask:
+def create_resource_service_app(
+    service: str, context: DatabaseServiceContext, *, domain_errors: ErrorTable | None = None
+) -> Flask:
     """An app for a service that owns one database and verifies callers with the public keys alone."""
     # No keys at start-up is not fatal: the JWKS URL may bring them later, and /readyz says so.
     return create_service_app(
-        service, context,
+        service,
+        context,
         readiness_checks={
             "database": lambda: ping(context.engine),
             "keys": lambda: None if len(context.verifier.keys) else "no public keys",

@@ -91,13 +91,15 @@ class ServiceConfig(BaseSettings):
     @model_validator(mode="after")
     def _hops_need_trusted_addresses(self) -> Self:
         if self.trusted_proxy_hops and not self.trusted_proxies:
-            raise ValueError("TRUSTED_PROXY_HOPS needs TRUSTED_PROXY_ADDRESSES: the proxies whose "
-                             "X-Forwarded-For may be believed")
+            raise ValueError(
+                "TRUSTED_PROXY_HOPS needs TRUSTED_PROXY_ADDRESSES: the proxies whose X-Forwarded-For may be believed"
+            )
         return self
 
     @property
     def trusted_proxies(self) -> tuple[Network, ...]:
         return parse_networks(self.trusted_proxy_addresses)
+
     @field_validator("log_level")
     @classmethod
     def _is_log_level(cls, value: str) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -22,7 +23,7 @@ def normalize_database_url(url: str) -> str:
     """Accept plain `postgresql://` URLs and use the psycopg 3 driver for them."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -36,7 +37,7 @@ def create_database_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": LOCK_WAIT_SECONDS, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record) -> None:
+        def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
             # WAL lets readers and one writer from several gunicorn workers work side by side.
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -49,16 +50,26 @@ def create_database_engine(url: str) -> Engine:
     # becomes a 503; TCP keepalives notice a database host that vanished without closing the connection.
     wait_ms = LOCK_WAIT_SECONDS * 1000
     return create_engine(
-        url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=CONNECT_SECONDS, pool_recycle=1800,
-        connect_args={"connect_timeout": CONNECT_SECONDS,
-                      "options": f"-c statement_timeout={wait_ms} -c lock_timeout={wait_ms}",
-                      "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3},
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=CONNECT_SECONDS,
+        pool_recycle=1800,
+        connect_args={
+            "connect_timeout": CONNECT_SECONDS,
+            "options": f"-c statement_timeout={wait_ms} -c lock_timeout={wait_ms}",
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+        },
     )
 
 
 def as_utc(moment: datetime) -> datetime:
     """A stored timestamp as an aware UTC datetime: SQLite hands back naive ones (we write UTC)."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def ping(engine: Engine) -> None:

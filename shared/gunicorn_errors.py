@@ -37,11 +37,17 @@ _PROBLEMS = {
     403: ("forbidden", "Forbidden", "This request is not allowed."),
     414: ("uri_too_long", "URI too long", "The request URI is too long."),
     417: ("expectation_failed", "Expectation failed", "The Expect header cannot be met."),
-    431: ("request_header_too_large", "Request header fields too large",
-          "A request header, or all of them together, is too large."),
+    431: (
+        "request_header_too_large",
+        "Request header fields too large",
+        "A request header, or all of them together, is too large.",
+    ),
     500: ("internal_error", "Internal server error", "An unexpected error occurred."),
-    501: ("not_implemented", "Not implemented",
-          "The request uses a transfer coding or feature this server does not support."),
+    501: (
+        "not_implemented",
+        "Not implemented",
+        "The request uses a transfer coding or feature this server does not support.",
+    ),
 }
 
 
@@ -56,11 +62,14 @@ def status_for(exc: BaseException) -> int:
 def problem_response(status: int) -> bytes:
     """Return a whole HTTP/1.1 response carrying the problem document for `status`."""
     code, title, detail = _PROBLEMS[status]
-    body = json.dumps({"type": f"urn:problem:{code}", "title": title, "status": status, "detail": detail,
-                       "code": code}).encode()
-    head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nConnection: close\r\n"
-            f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n"
-            "X-Content-Type-Options: nosniff\r\n\r\n")
+    body = json.dumps(
+        {"type": f"urn:problem:{code}", "title": title, "status": status, "detail": detail, "code": code}
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nConnection: close\r\n"
+        f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n"
+        "X-Content-Type-Options: nosniff\r\n\r\n"
+    )
     return head.encode("latin-1") + body
 
 
@@ -69,8 +78,9 @@ class _ProblemErrors:
 
     log: Any  # gunicorn's logger, set by the worker this class is mixed into
 
-    def handle_error(self, req: object, client: socket.socket, addr: tuple[str, int] | None,
-                     exc: BaseException) -> None:
+    def handle_error(
+        self, req: object, client: socket.socket, addr: tuple[str, int] | None, exc: BaseException
+    ) -> None:
         status = status_for(exc)
         if status == 500:
             self.log.exception("Error handling request")

@@ -54,7 +54,8 @@ def run_migrations(target_metadata: MetaData) -> None:
     """Run the pending Alembic command on the connection `MigrationHistory.config` passed; env.py calls this."""
     config = context.config
     context.configure(
-        connection=config.attributes["connection"], target_metadata=target_metadata,
+        connection=config.attributes["connection"],
+        target_metadata=target_metadata,
         version_table=config.attributes["version_table"],
         # SQLite alters tables by copying them; batch mode lets one migration serve both databases.
         render_as_batch=True,
@@ -86,8 +87,9 @@ def downgrade(engine: Engine, history: MigrationHistory, revision: str) -> str |
 def write_revision(engine: Engine, history: MigrationHistory, message: str) -> Path:
     """Write the next migration from what the models add to the database at head; return its path."""
     with engine.begin() as connection:
-        script = command.revision(history.config(connection), message=message, autogenerate=True,
-                                  rev_id=f"{int(history.head or 0) + 1:04d}")
+        script = command.revision(
+            history.config(connection), message=message, autogenerate=True, rev_id=f"{int(history.head or 0) + 1:04d}"
+        )
     assert isinstance(script, Script)  # one history with one head gives one script
     return Path(script.path)
 
@@ -97,8 +99,9 @@ def _one_migrator_at_a_time(connection: Connection, history: MigrationHistory) -
     # PostgreSQL releases the lock with the transaction. SQLite is only migrated by `make run` and
     # tests, one process at a time.
     if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                           {"key": zlib.crc32(history.version_table.encode())})
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(history.version_table.encode())}
+        )
 
 
 def _created_before_migrations(connection: Connection, history: MigrationHistory) -> bool:
@@ -110,17 +113,20 @@ def _created_before_migrations(connection: Connection, history: MigrationHistory
 
 def main(argv: Sequence[str], history: MigrationHistory, database_url: Callable[[], str]) -> int | str:
     """Run `db upgrade|downgrade|current|revision` against the service's database; return an exit status."""
-    parser = argparse.ArgumentParser(prog=f"python -m {history.service}_service db",
-                                     description=f"Migrate the {history.service} service's database.")
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {history.service}_service db", description=f"Migrate the {history.service} service's database."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     upgrade_parser = commands.add_parser(
-        "upgrade", help="migrate to REVISION (default head); adopts a database made before migrations")
+        "upgrade", help="migrate to REVISION (default head); adopts a database made before migrations"
+    )
     upgrade_parser.add_argument("revision", nargs="?", default="head")
     downgrade_parser = commands.add_parser("downgrade", help="migrate back to REVISION (base drops every table)")
     downgrade_parser.add_argument("revision")
     commands.add_parser("current", help="print the revision the database is at")
     revision_parser = commands.add_parser(
-        "revision", help="write the next migration from the models (autogenerate, against a database at head)")
+        "revision", help="write the next migration from the models (autogenerate, against a database at head)"
+    )
     revision_parser.add_argument("-m", "--message", required=True)
     arguments = parser.parse_args(argv)
 

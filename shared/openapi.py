@@ -42,15 +42,15 @@ def _parse_body(model: type[BaseModel]) -> BaseModel:
     # Only JSON: a cross-site HTML form can send text/plain or form encodings without a CORS
     # preflight, never application/json, so this also closes the form-based CSRF path.
     if request.mimetype != "application/json":
-        raise Problem(415, "unsupported_media_type", "The request body must be application/json.",
-                      title="Unsupported media type")
+        raise Problem(
+            415, "unsupported_media_type", "The request body must be application/json.", title="Unsupported media type"
+        )
     raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
     try:
         return model.model_validate_json(raw or b"")
     except ValidationError as exc:
         if any(err["type"] == "json_invalid" for err in exc.errors()):
-            raise Problem(400, "invalid_json", "The request body is not valid JSON.",
-                          title="Invalid JSON") from None
+            raise Problem(400, "invalid_json", "The request body is not valid JSON.", title="Invalid JSON") from None
         raise validation_error(field_errors(exc)) from None
 
 
@@ -114,10 +114,15 @@ _PROBLEM_SCHEMA = {
     "type": "object",
     "required": ["type", "title", "status", "code"],
     "properties": {
-        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-        "detail": {"type": "string"}, "code": {"type": "string"},
-        "errors": {"type": "array", "items": {"type": "object", "properties": {
-            "field": {"type": "string"}, "message": {"type": "string"}}}},
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}},
+        },
     },
 }
 
@@ -140,23 +145,26 @@ def openapi_document(app: Flask, title: str, version: str = "1.0.0") -> dict[str
 
     for path, method, rule, spec in collected:
         view = app.view_functions[rule.endpoint]
-        op: dict[str, Any] = {"summary": spec.summary, "operationId": f"{rule.endpoint}_{method}",
-                              "responses": {}}
+        op: dict[str, Any] = {"summary": spec.summary, "operationId": f"{rule.endpoint}_{method}", "responses": {}}
         if spec.tags:
             op["tags"] = list(spec.tags)
-        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for name in rule.arguments]
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in rule.arguments
+        ]
         if spec.query is not None:
             schema = keyed[(spec.query, "validation")]
             resolved = definitions["$defs"][schema["$ref"].rsplit("/", 1)[1]]
             for name, prop in resolved.get("properties", {}).items():
-                params.append({"name": name, "in": "query", "schema": prop,
-                               "required": name in resolved.get("required", [])})
+                params.append(
+                    {"name": name, "in": "query", "schema": prop, "required": name in resolved.get("required", [])}
+                )
         if params:
             op["parameters"] = params
         if spec.body is not None:
-            op["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": keyed[(spec.body, "validation")]}}}
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": keyed[(spec.body, "validation")]}},
+            }
         if getattr(view, "requires_caller", False):
             op["security"] = [{"bearer": []}]
         for status, model in spec.responses.items():
@@ -170,8 +178,10 @@ def openapi_document(app: Flask, title: str, version: str = "1.0.0") -> dict[str
         if getattr(view, "requires_caller", False):
             error_statuses.add(401)
         for status in sorted(error_statuses):
-            op["responses"][str(status)] = {"description": "Problem", "content": {
-                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+            op["responses"][str(status)] = {
+                "description": "Problem",
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            }
         paths.setdefault(path, {})[method] = op
 
     schemas = dict(definitions.get("$defs", {}))

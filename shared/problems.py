@@ -77,9 +77,14 @@ class ProblemFor:
     headers: Callable[[Exception], Mapping[str, str]] | None = None
 
     def problem(self, exc: Exception) -> Problem:
-        return Problem(self.status, self.code, self.detail, title=self.title,
-                       errors=[dict(e) for e in self.errors] if self.errors is not None else None,
-                       headers=self.headers(exc) if self.headers else None)
+        return Problem(
+            self.status,
+            self.code,
+            self.detail,
+            title=self.title,
+            errors=[dict(e) for e in self.errors] if self.errors is not None else None,
+            headers=self.headers(exc) if self.headers else None,
+        )
 
 
 # A service's domain exceptions and the problems they become, registered once per app.
@@ -91,8 +96,7 @@ def not_found(detail: str = "The resource does not exist.") -> Problem:
 
 
 def validation_error(errors: list[dict[str, str]]) -> Problem:
-    return Problem(400, "validation_error", "The request has invalid fields.", errors=errors,
-                   title="Validation failed")
+    return Problem(400, "validation_error", "The request has invalid fields.", errors=errors, title="Validation failed")
 
 
 def unavailable(detail: str) -> Problem:
@@ -111,8 +115,9 @@ def _from_http_exception(exc: HTTPException) -> Problem:
     return Problem(status, code, detail, title=exc.name, headers=headers)
 
 
-def register_error_handlers(app: Flask, *, unavailable_errors: Iterable[type[BaseException]] = (),
-                            domain_errors: ErrorTable | None = None) -> None:
+def register_error_handlers(
+    app: Flask, *, unavailable_errors: Iterable[type[BaseException]] = (), domain_errors: ErrorTable | None = None
+) -> None:
     """Answer every error of `app` with a problem document: domain exceptions as their table says,
     dependency outages with 503, anything unexpected with a 500 that reveals nothing."""
     outage_types = tuple(unavailable_errors)
@@ -134,5 +139,6 @@ def register_error_handlers(app: Flask, *, unavailable_errors: Iterable[type[Bas
             log.warning("dependency unavailable: %s", type(exc).__name__)
             return unavailable("A backing service is unavailable; try again shortly.").to_response()
         log.exception("unhandled error")
-        return Problem(500, "internal_error", "An unexpected error occurred.",
-                       title="Internal server error").to_response()
+        return Problem(
+            500, "internal_error", "An unexpected error occurred.", title="Internal server error"
+        ).to_response()

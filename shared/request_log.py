@@ -26,8 +26,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
@@ -74,12 +73,17 @@ def install_request_log(app: Flask) -> None:
         started = g.get("request_started")
         caller = g.get("caller")
         # The path only: never the query string, headers or body, where secrets could travel.
-        access_log.info("request", extra={"fields": {
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-            "remote_addr": request.remote_addr,
-            "user_id": caller.id if caller else None,
-        }})
+        access_log.info(
+            "request",
+            extra={
+                "fields": {
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+                    "remote_addr": request.remote_addr,
+                    "user_id": caller.id if caller else None,
+                }
+            },
+        )
         return response

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, PlainSerializer
@@ -12,7 +12,7 @@ from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 
 def _rfc3339_utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # RFC 3339 in UTC with a Z, to the second, as docs/API.md writes them: 2026-11-27T08:00:00Z
@@ -64,7 +64,7 @@ class _NoControlCharacters:
 
     def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         json_schema = handler(schema)
-        candidates = [*range(0x20), *range(0x7f, 0xa0), *map(ord, sorted(_BIDI_CONTROLS))]
+        candidates = [*range(0x20), *range(0x7F, 0xA0), *map(ord, sorted(_BIDI_CONTROLS))]
         json_schema["pattern"] = f"^[^{_character_class([c for c in candidates if self._forbidden(chr(c))])}]*$"
         return json_schema
 

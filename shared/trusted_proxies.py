@@ -21,7 +21,7 @@ class TrustedProxyFix:
     could name any address and dodge the per-address login throttle.
     """
 
-    def __init__(self, app: "WSGIApplication", *, hops: int, networks: Iterable[Network]) -> None:
+    def __init__(self, app: WSGIApplication, *, hops: int, networks: Iterable[Network]) -> None:
         self.app = app
         self.networks = tuple(networks)
         self.behind_proxy = ProxyFix(app, x_for=hops)
@@ -33,7 +33,7 @@ class TrustedProxyFix:
             return False
         return any(address in network for network in self.networks)
 
-    def __call__(self, environ: "WSGIEnvironment", start_response: "StartResponse") -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self._trusted(environ.get("REMOTE_ADDR", "")):
             return self.behind_proxy(environ, start_response)
         return self.app(environ, start_response)

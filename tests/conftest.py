@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis as redis_lib
@@ -60,6 +60,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         folder = Path(str(item.fspath)).parent.name
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if (folder in _SERVER_FOLDERS or _SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
-                or params.get("database_url") == "postgresql"):
+        if (
+            folder in _SERVER_FOLDERS
+            or _SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or params.get("database_url") == "postgresql"
+        ):
             item.add_marker(pytest.mark.servers)

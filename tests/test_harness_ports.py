@@ -47,8 +47,11 @@ def test_gateway_moves_off_a_taken_port(tmp_path: Path, taken_port: int):
 
 
 def test_service_binds_the_port_the_kernel_chose_and_keeps_it_on_restart(tmp_path: Path, keys_dir: Path):
-    env = {"APP_ENV": "test", "JWKS_PATH": str(keys_dir / "jwks.json"),
-           "PROFILE_DATABASE_URL": f"sqlite:///{tmp_path}/profile.db"}
+    env = {
+        "APP_ENV": "test",
+        "JWKS_PATH": str(keys_dir / "jwks.json"),
+        "PROFILE_DATABASE_URL": f"sqlite:///{tmp_path}/profile.db",
+    }
     service = ServiceProcess("profile_service", env, tmp_path, workers=1)
     assert service.port is None  # nothing reserved, so nothing to lose to another process
     service.start()
@@ -60,4 +63,3 @@ def test_service_binds_the_port_the_kernel_chose_and_keeps_it_on_restart(tmp_pat
         assert service.port == port
     finally:
         service.stop()
-

@@ -11,9 +11,9 @@ from flask.testing import FlaskClient
 
 from auth_service import create_app
 from auth_service.config import AuthConfig
+from auth_service.context import AuthContext
 from auth_service.migrations import HISTORY
 from tests.support.schemas import migrate
-from auth_service.context import AuthContext
 
 PASSWORD = "correct horse battery"
 # Cheap argon2id so tests stay fast; production uses argon2-cffi's defaults.
@@ -23,9 +23,15 @@ CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 1024, "argon2_paral
 @pytest.fixture
 def make_config(database_url: str, redis_url: str, keys_dir: Path) -> Callable[..., AuthConfig]:
     def make(**overrides: object) -> AuthConfig:
-        settings = {"app_env": "test", "database_url": database_url, "redis_url": redis_url,
-                    "signing_key_path": keys_dir / "signing.pem", "jwks_path": keys_dir / "jwks.json",
-                    **CHEAP_ARGON2, **overrides}
+        settings = {
+            "app_env": "test",
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "signing_key_path": keys_dir / "signing.pem",
+            "jwks_path": keys_dir / "jwks.json",
+            **CHEAP_ARGON2,
+            **overrides,
+        }
         return AuthConfig(**settings)
 
     return make

@@ -58,10 +58,17 @@ def test_cross_site_signup_is_refused_and_creates_nothing(client, headers):
     assert client.post("/api/auth/signup", json=body).status_code == 201  # the email was still free
 
 
-@pytest.mark.parametrize("content_type", [
-    "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx",
-    "text/json", None,
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        "text/json",
+        None,
+    ],
+)
 def test_login_and_signup_need_a_json_body(client, auth, content_type):
     auth.signup(email=ATTACKER["email"])
     login = client.post("/api/auth/login", data=FORM_BODY, content_type=content_type)
@@ -75,14 +82,25 @@ def test_login_and_signup_need_a_json_body(client, auth, content_type):
     assert client.post("/api/auth/signup", data=body, content_type="application/json").status_code == 201
 
 
-@pytest.mark.parametrize("headers", [{}, {"Origin": "http://localhost:8080", "Sec-Fetch-Site": "same-origin"},
-                                     {"Origin": "http://127.0.0.1:8080"}, {"Sec-Fetch-Site": "same-site"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Origin": "http://localhost:8080", "Sec-Fetch-Site": "same-origin"},
+        {"Origin": "http://127.0.0.1:8080"},
+        {"Sec-Fetch-Site": "same-site"},
+    ],
+)
 def test_same_origin_and_non_browser_logins_are_served(client, auth, headers):
     auth.signup(email=ATTACKER["email"])
     response = client.post("/api/auth/login", json=ATTACKER, headers=headers)
     assert response.status_code == 200
-    assert client.post("/api/auth/login", data=FORM_BODY, content_type="application/json; charset=utf-8",
-                       headers=headers).status_code == 200
+    assert (
+        client.post(
+            "/api/auth/login", data=FORM_BODY, content_type="application/json; charset=utf-8", headers=headers
+        ).status_code
+        == 200
+    )
 
 
 def test_openapi_documents_403_and_415_on_the_credential_endpoints(client):

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from auth_service.context import AuthContext
 from auth_service.users import UserStore
 from tests.auth_service.conftest import PASSWORD, refresh_cookie
-from auth_service.context import AuthContext
 
 
 def test_login_returns_a_token_response(auth):
@@ -28,8 +28,9 @@ def test_refresh_cookie_has_exactly_the_contract_attributes(auth):
     user = auth.signup()
     response = auth.login(user["email"])
     [header] = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("refresh_token=")]
-    attributes = {part.strip().split("=", 1)[0].lower(): part.strip().partition("=")[2]
-                  for part in header.split(";")[1:]}
+    attributes = {
+        part.strip().split("=", 1)[0].lower(): part.strip().partition("=")[2] for part in header.split(";")[1:]
+    }
     assert attributes["httponly"] == "" and attributes["secure"] == ""
     assert attributes["samesite"] == "Strict"
     assert attributes["path"] == "/api/auth"
@@ -80,24 +81,30 @@ def test_repeated_failures_are_throttled_per_account_and_address(make_app):
     client.post("/api/auth/signup", json={"email": "victim@example.com", "password": PASSWORD, "name": "V"})
     client.post("/api/auth/signup", json={"email": "other@example.com", "password": PASSWORD, "name": "O"})
     for _ in range(3):
-        assert client.post("/api/auth/login", json={"email": "victim@example.com", "password": "wrong-pass"}
-                           ).status_code == 401
+        assert (
+            client.post("/api/auth/login", json={"email": "victim@example.com", "password": "wrong-pass"}).status_code
+            == 401
+        )
     throttled = client.post("/api/auth/login", json={"email": "victim@example.com", "password": PASSWORD})
     assert throttled.status_code == 429
     assert throttled.json["code"] == "too_many_attempts"
     assert 1 <= int(throttled.headers["Retry-After"]) <= 60
     # Another account from the same address is unaffected, and so is this account from elsewhere.
-    assert client.post("/api/auth/login", json={"email": "other@example.com", "password": PASSWORD}
-                       ).status_code == 200
-    elsewhere = client.post("/api/auth/login", json={"email": "victim@example.com", "password": PASSWORD},
-                            environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert client.post("/api/auth/login", json={"email": "other@example.com", "password": PASSWORD}).status_code == 200
+    elsewhere = client.post(
+        "/api/auth/login",
+        json={"email": "victim@example.com", "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
     assert elsewhere.status_code == 200
 
 
 def test_unknown_emails_are_throttled_too(make_app):
     client = make_app(login_max_failures=2).test_client()
-    statuses = [client.post("/api/auth/login", json={"email": "ghost@example.com", "password": "whatever1"}
-                            ).status_code for _ in range(3)]
+    statuses = [
+        client.post("/api/auth/login", json={"email": "ghost@example.com", "password": "whatever1"}).status_code
+        for _ in range(3)
+    ]
     assert statuses == [401, 401, 429]
 
 
@@ -106,8 +113,7 @@ def test_success_clears_the_failure_count(make_app):
     client.post("/api/auth/signup", json={"email": "c@example.com", "password": PASSWORD, "name": "C"})
     for _ in range(2):
         client.post("/api/auth/login", json={"email": "c@example.com", "password": "wrong-pass"})
-        assert client.post("/api/auth/login", json={"email": "c@example.com", "password": PASSWORD}
-                           ).status_code == 200
+        assert client.post("/api/auth/login", json={"email": "c@example.com", "password": PASSWORD}).status_code == 200
 
 
 def test_password_is_rehashed_when_parameters_change(make_app):
@@ -117,19 +123,22 @@ def test_password_is_rehashed_when_parameters_change(make_app):
     assert "t=1" in store.find_by_email("r@example.com").password_hash
 
     new = make_app(argon2_time_cost=2)
-    assert new.test_client().post("/api/auth/login", json={"email": "r@example.com", "password": PASSWORD}
-                                  ).status_code == 200
+    assert (
+        new.test_client().post("/api/auth/login", json={"email": "r@example.com", "password": PASSWORD}).status_code
+        == 200
+    )
     assert "t=2" in store.find_by_email("r@example.com").password_hash
     # The new hash still verifies.
-    assert new.test_client().post("/api/auth/login", json={"email": "r@example.com", "password": PASSWORD}
-                                  ).status_code == 200
+    assert (
+        new.test_client().post("/api/auth/login", json={"email": "r@example.com", "password": PASSWORD}).status_code
+        == 200
+    )
 
 
 @pytest.mark.parametrize("password", ["ünïcödé-pässwörd", "emoji 🔐🔐🔐🔐", "   spaces   "])
 def test_any_unicode_password_round_trips(auth, password):
     user = auth.signup(password=password)
     assert auth.login(user["email"], password=password).status_code == 200
-
 
 
 def test_parallel_wrong_passwords_never_exceed_the_limit(make_app):
@@ -141,8 +150,9 @@ def test_parallel_wrong_passwords_never_exceed_the_limit(make_app):
     def guess(attempt: int) -> int:
         client = app.test_client()
         barrier.wait(timeout=10)
-        return client.post("/api/auth/login", json={"email": "target@example.com", "password": f"guess {attempt}"}
-                           ).status_code
+        return client.post(
+            "/api/auth/login", json={"email": "target@example.com", "password": f"guess {attempt}"}
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         statuses = list(pool.map(guess, range(20)))  # a guesser's exception fails the test here
@@ -158,8 +168,7 @@ def test_an_unknown_email_costs_what_a_wrong_password_costs(make_app):
 
     def login_seconds(email: str) -> float:
         started = time.perf_counter()
-        assert client.post("/api/auth/login", json={"email": email, "password": "wrong password"}
-                           ).status_code == 401
+        assert client.post("/api/auth/login", json={"email": email, "password": "wrong password"}).status_code == 401
         return time.perf_counter() - started
 
     known, unknown = [], []

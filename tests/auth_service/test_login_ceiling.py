@@ -23,8 +23,9 @@ def _login(client, password=PASSWORD, *, address="198.51.100.1", email=VICTIM, d
         client.set_cookie(DEVICE_COOKIE, device, path="/api/auth/login")
     else:
         client.delete_cookie(DEVICE_COOKIE, path="/api/auth/login")
-    return client.post("/api/auth/login", json={"email": email, "password": password},
-                       environ_base={"REMOTE_ADDR": address})
+    return client.post(
+        "/api/auth/login", json={"email": email, "password": password}, environ_base={"REMOTE_ADDR": address}
+    )
 
 
 def _device_cookie(response) -> str | None:
@@ -46,8 +47,9 @@ def test_a_login_sets_a_device_cookie_scoped_to_login(client):
     response = _login(client)
     assert response.status_code == 200
     [header] = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(f"{DEVICE_COOKIE}=")]
-    attributes = {part.strip().split("=", 1)[0].lower(): part.strip().partition("=")[2]
-                  for part in header.split(";")[1:]}
+    attributes = {
+        part.strip().split("=", 1)[0].lower(): part.strip().partition("=")[2] for part in header.split(";")[1:]
+    }
     assert attributes["httponly"] == "" and attributes["secure"] == ""
     assert attributes["samesite"] == "Strict"
     assert attributes["path"] == "/api/auth/login"
@@ -78,8 +80,7 @@ def test_the_owners_browser_is_not_locked_out(client):
 
 def test_a_device_cookie_gets_only_its_own_few_guesses(client):
     device = _device_cookie(_login(client))
-    statuses = [_login(client, "wrong-pass", address=f"203.0.113.{n}", device=device).status_code
-                for n in range(4)]
+    statuses = [_login(client, "wrong-pass", address=f"203.0.113.{n}", device=device).status_code for n in range(4)]
     assert statuses == [401, 401, 401, 429]  # its own limit (3), not the account's (5)
     assert _login(client, address="192.0.2.50", device=device).status_code == 429
 

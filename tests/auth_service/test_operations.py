@@ -21,10 +21,17 @@ def test_openapi_documents_every_route_from_the_schemas(client):
     document = client.get("/openapi.json").json
     assert document["openapi"].startswith("3.")
     paths = document["paths"]
-    for path, method in [("/api/auth/signup", "post"), ("/api/auth/login", "post"), ("/api/auth/refresh", "post"),
-                         ("/api/auth/logout", "post"), ("/api/auth/logout-all", "post"),
-                         ("/api/auth/sessions", "get"), ("/api/auth/sessions/{session_id}", "delete"),
-                         ("/.well-known/jwks.json", "get"), ("/api/auth/jwks.json", "get")]:
+    for path, method in [
+        ("/api/auth/signup", "post"),
+        ("/api/auth/login", "post"),
+        ("/api/auth/refresh", "post"),
+        ("/api/auth/logout", "post"),
+        ("/api/auth/logout-all", "post"),
+        ("/api/auth/sessions", "get"),
+        ("/api/auth/sessions/{session_id}", "delete"),
+        ("/.well-known/jwks.json", "get"),
+        ("/api/auth/jwks.json", "get"),
+    ]:
         assert method in paths[path], (path, method)
     signup = document["components"]["schemas"]["SignupRequest"]
     assert signup["properties"]["password"]["minLength"] == 8
@@ -46,10 +53,14 @@ def test_redis_down_gives_503_quickly(make_app):
     app = make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     client = app.test_client()
     client.post("/api/auth/signup", json={"email": "r@example.com", "password": PASSWORD, "name": "R"})
-    for call in (lambda: client.post("/api/auth/login", json={"email": "r@example.com", "password": PASSWORD}),
-                 lambda: (client.set_cookie("refresh_token", "a" * 32 + "." + "b" * 43, path="/api/auth"),
-                          client.post("/api/auth/refresh"))[1],
-                 lambda: client.post("/api/auth/logout")):
+    for call in (
+        lambda: client.post("/api/auth/login", json={"email": "r@example.com", "password": PASSWORD}),
+        lambda: (
+            client.set_cookie("refresh_token", "a" * 32 + "." + "b" * 43, path="/api/auth"),
+            client.post("/api/auth/refresh"),
+        )[1],
+        lambda: client.post("/api/auth/logout"),
+    ):
         started = time.monotonic()
         response = call()
         assert time.monotonic() - started < REDIS_TIMEOUT_SECONDS * (1 + REDIS_RETRIES) + 1.0  # documented bound

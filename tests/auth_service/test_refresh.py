@@ -97,17 +97,20 @@ def test_session_lifetime_is_absolute(make_app):
     assert _refresh(client, token).status_code == 401
 
 
-@pytest.mark.parametrize(("headers", "status"), [
-    ({}, 200),
-    ({"Origin": "http://localhost:8080"}, 200),
-    ({"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"}, 200),
-    ({"Sec-Fetch-Site": "same-site"}, 200),
-    ({"Origin": "https://evil.example"}, 403),
-    ({"Origin": "null"}, 403),
-    ({"Origin": "http://localhost:8081"}, 403),
-    ({"Sec-Fetch-Site": "cross-site"}, 403),
-    ({"Origin": "http://localhost:8080", "Sec-Fetch-Site": "cross-site"}, 403),
-])
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 200),
+        ({"Origin": "http://localhost:8080"}, 200),
+        ({"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"}, 200),
+        ({"Sec-Fetch-Site": "same-site"}, 200),
+        ({"Origin": "https://evil.example"}, 403),
+        ({"Origin": "null"}, 403),
+        ({"Origin": "http://localhost:8081"}, 403),
+        ({"Sec-Fetch-Site": "cross-site"}, 403),
+        ({"Origin": "http://localhost:8080", "Sec-Fetch-Site": "cross-site"}, 403),
+    ],
+)
 def test_csrf_defence_on_refresh_and_logout(auth, client, headers, status):
     _login(auth)
     response = client.post("/api/auth/refresh", headers=headers)
@@ -148,15 +151,15 @@ def test_logout_is_idempotent(auth, client):
 # by endpoint, so the same table can guard login and signup once they check the Origin too.
 LOOK_ALIKE_ORIGINS = [
     "http://localhost:8080.evil.example",  # a prefix match would let this through
-    "http://localhost:80",                 # a prefix of the port
-    "http://localhost:8081",               # another port
-    "https://localhost:8080",              # another scheme
-    "http://localhost",                    # no port
-    "http://evil.localhost:8080",          # a subdomain
-    "http://localhost:8080/path",          # a trailing path is not an origin
+    "http://localhost:80",  # a prefix of the port
+    "http://localhost:8081",  # another port
+    "https://localhost:8080",  # another scheme
+    "http://localhost",  # no port
+    "http://evil.localhost:8080",  # a subdomain
+    "http://localhost:8080/path",  # a trailing path is not an origin
     "http://localhost:8080@evil.example",  # userinfo trick
-    "HTTP://LOCALHOST:8080",               # browsers send origins in lower case
-    "null",                                # sandboxed frames, file: pages, some redirects
+    "HTTP://LOCALHOST:8080",  # browsers send origins in lower case
+    "null",  # sandboxed frames, file: pages, some redirects
     "",
 ]
 COOKIE_ENDPOINTS = ["/api/auth/refresh", "/api/auth/logout"]
@@ -174,7 +177,10 @@ def test_look_alike_origins_are_rejected(auth, client, endpoint):
         assert refresh_cookie(response) is None, origin  # the session is left alone
     cross_site = client.post(endpoint, headers={"Sec-Fetch-Site": "cross-site"})
     assert (cross_site.status_code, cross_site.json["code"], cross_site.json["title"]) == (
-        403, "csrf_rejected", "Forbidden")
+        403,
+        "csrf_rejected",
+        "Forbidden",
+    )
     assert client.post("/api/auth/refresh").status_code == 200
 
 

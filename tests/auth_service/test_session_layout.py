@@ -10,9 +10,15 @@ import redis as redis_lib
 from auth_service import sessions
 from auth_service.sessions import SESSION_FIELDS, SessionScript
 
-SCRIPTS = {name: value for name, value in vars(sessions).items()
-           if name.startswith("_") and name.isupper() and isinstance(value, str) and "redis.call" in value
-           and name != "_READ_FIELDS"}
+SCRIPTS = {
+    name: value
+    for name, value in vars(sessions).items()
+    if name.startswith("_")
+    and name.isupper()
+    and isinstance(value, str)
+    and "redis.call" in value
+    and name != "_READ_FIELDS"
+}
 
 
 def test_every_field_a_script_names_is_a_session_field():
@@ -24,8 +30,9 @@ def test_every_field_a_script_names_is_a_session_field():
 
 
 def test_a_script_call_with_a_missing_or_unknown_argument_is_refused(redis_url):
-    script = SessionScript(redis_lib.Redis.from_url(redis_url), "return {user_id, session_id}",
-                           args=("user_id", "session_id"))
+    script = SessionScript(
+        redis_lib.Redis.from_url(redis_url), "return {user_id, session_id}", args=("user_id", "session_id")
+    )
     assert script(keys=[], user_id="u", session_id="s") == [b"u", b"s"]
     with pytest.raises(TypeError):
         script(keys=[], user_id="u")

@@ -65,12 +65,15 @@ def test_grace_window_edges(store):
         store.rotate(late_second)  # the whole session ended, not only the replayed token
 
 
-@pytest.mark.parametrize(("token", "reason"), [
-    ("a" * 32 + "." + "b" * 95, "unknown"),    # 128 characters: the longest well-formed token
-    ("a" * 32 + "." + "b" * 96, "malformed"),  # 129: refused before Redis is asked
-    ("a" * 32 + "." + "b" * 42, "malformed"),  # a secret shorter than 256 bits
-    ("a" * 31 + "." + "b" * 43, "malformed"),
-])
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("a" * 32 + "." + "b" * 95, "unknown"),  # 128 characters: the longest well-formed token
+        ("a" * 32 + "." + "b" * 96, "malformed"),  # 129: refused before Redis is asked
+        ("a" * 32 + "." + "b" * 42, "malformed"),  # a secret shorter than 256 bits
+        ("a" * 31 + "." + "b" * 43, "malformed"),
+    ],
+)
 def test_token_shape_limits(store, token, reason):
     with pytest.raises(InvalidRefreshToken) as refused:
         store.rotate(token)

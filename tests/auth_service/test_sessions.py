@@ -5,8 +5,9 @@ from tests.auth_service.conftest import PASSWORD, bearer, refresh_cookie
 
 def _second_device(app, email):
     device = app.test_client()
-    response = device.post("/api/auth/login", json={"email": email, "password": PASSWORD},
-                           headers={"User-Agent": "Phone/1.0"})
+    response = device.post(
+        "/api/auth/login", json={"email": email, "password": PASSWORD}, headers={"User-Agent": "Phone/1.0"}
+    )
     return device, response.json["access_token"]
 
 
@@ -26,8 +27,9 @@ def test_sessions_list_marks_the_current_one(app, auth, client):
 def test_revoking_one_session_ends_only_that_one(app, auth, client):
     user, access = auth.signup_and_login()
     device, _ = _second_device(app, user["email"])
-    other = next(s for s in client.get("/api/auth/sessions", headers=bearer(access)).json["sessions"]
-                 if not s["current"])
+    other = next(
+        s for s in client.get("/api/auth/sessions", headers=bearer(access)).json["sessions"] if not s["current"]
+    )
     assert client.delete(f"/api/auth/sessions/{other['id']}", headers=bearer(access)).status_code == 204
     assert device.post("/api/auth/refresh").status_code == 401
     assert client.post("/api/auth/refresh").status_code == 200
@@ -38,8 +40,9 @@ def test_another_users_session_is_not_found(app, auth, client):
     _, access = auth.signup_and_login()
     intruder = app.test_client()
     intruder.post("/api/auth/signup", json={"email": "eve@example.com", "password": PASSWORD, "name": "Eve"})
-    eve_access = intruder.post("/api/auth/login", json={"email": "eve@example.com", "password": PASSWORD}
-                               ).json["access_token"]
+    eve_access = intruder.post("/api/auth/login", json={"email": "eve@example.com", "password": PASSWORD}).json[
+        "access_token"
+    ]
     victim_session = client.get("/api/auth/sessions", headers=bearer(access)).json["sessions"][0]["id"]
     response = intruder.delete(f"/api/auth/sessions/{victim_session}", headers=bearer(eve_access))
     assert response.status_code == 404
@@ -60,8 +63,11 @@ def test_logout_all_ends_every_session(app, auth, client):
 
 
 def test_bearer_endpoints_need_a_valid_token(client, tokens):
-    for method, path in [("GET", "/api/auth/sessions"), ("POST", "/api/auth/logout-all"),
-                         ("DELETE", "/api/auth/sessions/x")]:
+    for method, path in [
+        ("GET", "/api/auth/sessions"),
+        ("POST", "/api/auth/logout-all"),
+        ("DELETE", "/api/auth/sessions/x"),
+    ]:
         missing = client.open(path, method=method)
         assert missing.status_code == 401
         assert missing.json["code"] == "token_missing"

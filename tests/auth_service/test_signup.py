@@ -6,8 +6,9 @@ from tests.auth_service.conftest import PASSWORD
 
 
 def test_signup_returns_the_user(client):
-    response = client.post("/api/auth/signup", json={"email": "ada@example.com", "password": PASSWORD,
-                                                     "name": "Ada Lovelace"})
+    response = client.post(
+        "/api/auth/signup", json={"email": "ada@example.com", "password": PASSWORD, "name": "Ada Lovelace"}
+    )
     assert response.status_code == 201
     user = response.json["user"]
     assert set(user) == {"id", "email", "name"}
@@ -17,35 +18,40 @@ def test_signup_returns_the_user(client):
 
 
 def test_signup_ignores_unknown_fields_and_trims_the_name(client):
-    response = client.post("/api/auth/signup", json={"email": "bob@example.com", "password": PASSWORD,
-                                                     "name": "  Bob  ", "admin": True})
+    response = client.post(
+        "/api/auth/signup", json={"email": "bob@example.com", "password": PASSWORD, "name": "  Bob  ", "admin": True}
+    )
     assert response.status_code == 201
     assert response.json["user"]["name"] == "Bob"
 
 
 def test_email_taken_is_case_insensitive(client, auth):
     auth.signup(email="Grace@Example.com")
-    response = client.post("/api/auth/signup", json={"email": "grace@EXAMPLE.com", "password": PASSWORD,
-                                                     "name": "Grace"})
+    response = client.post(
+        "/api/auth/signup", json={"email": "grace@EXAMPLE.com", "password": PASSWORD, "name": "Grace"}
+    )
     assert response.status_code == 409
     assert response.json["code"] == "email_taken"
     assert response.headers["Content-Type"] == "application/problem+json"
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("email", "not-an-address"),
-    ("email", "@example.com"),
-    ("email", ""),
-    ("password", "short7!"),
-    ("password", "x" * 129),
-    ("name", ""),
-    ("name", "   "),
-    ("name", "n" * 51),
-    ("name", None),
-    ("name", "Ada\x00Lovelace"),
-    ("name", "two\nlines"),
-    ("email", 42),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("email", "not-an-address"),
+        ("email", "@example.com"),
+        ("email", ""),
+        ("password", "short7!"),
+        ("password", "x" * 129),
+        ("name", ""),
+        ("name", "   "),
+        ("name", "n" * 51),
+        ("name", None),
+        ("name", "Ada\x00Lovelace"),
+        ("name", "two\nlines"),
+        ("email", 42),
+    ],
+)
 def test_invalid_fields_are_named(client, field, value):
     body = {"email": "valid@example.com", "password": PASSWORD, "name": "Valid", field: value}
     response = client.post("/api/auth/signup", json=body)
@@ -58,11 +64,11 @@ def test_invalid_fields_are_named(client, field, value):
 
 
 def test_boundary_lengths_are_accepted(client):
-    response = client.post("/api/auth/signup", json={"email": "edge@example.com", "password": "p" * 8,
-                                                     "name": "n" * 50})
+    response = client.post(
+        "/api/auth/signup", json={"email": "edge@example.com", "password": "p" * 8, "name": "n" * 50}
+    )
     assert response.status_code == 201
-    response = client.post("/api/auth/signup", json={"email": "edge2@example.com", "password": "p" * 128,
-                                                     "name": "n"})
+    response = client.post("/api/auth/signup", json={"email": "edge2@example.com", "password": "p" * 128, "name": "n"})
     assert response.status_code == 201
 
 
@@ -88,8 +94,9 @@ def test_json_that_is_not_an_object_is_a_validation_error(client, body):
 
 
 def test_body_over_one_mebibyte_is_refused(client):
-    response = client.post("/api/auth/signup", data=b"{" + b" " * (1024 * 1024 + 10) + b"}",
-                           content_type="application/json")
+    response = client.post(
+        "/api/auth/signup", data=b"{" + b" " * (1024 * 1024 + 10) + b"}", content_type="application/json"
+    )
     assert response.status_code == 413
     assert response.json["code"] == "payload_too_large"
 

@@ -39,7 +39,8 @@ def test_access_token_verifies_with_joserfc_and_has_exactly_the_contract_claims(
         iss={"essential": True, "value": "http://localhost:8080"},
         aud={"essential": True, "value": "silent-auth"},
         sub={"essential": True, "value": user["id"]},
-        exp={"essential": True}, jti={"essential": True},
+        exp={"essential": True},
+        jti={"essential": True},
     ).validate(claims)
     assert claims["name"] == user["name"]
     assert claims["exp"] - claims["iat"] == 3600
@@ -49,9 +50,9 @@ def test_access_token_verifies_with_joserfc_and_has_exactly_the_contract_claims(
 def test_each_token_has_its_own_jti(auth, client):
     user, first = auth.signup_and_login()
     second = auth.login(user["email"]).json["access_token"]
-    decode = lambda t: jose_jwt.decode(t, KeySet.import_key_set(client.get("/.well-known/jwks.json").json))
-    assert decode(first).claims["jti"] != decode(second).claims["jti"]
-    assert decode(first).claims["sid"] != decode(second).claims["sid"]
+    keys = KeySet.import_key_set(client.get("/.well-known/jwks.json").json)
+    assert jose_jwt.decode(first, keys).claims["jti"] != jose_jwt.decode(second, keys).claims["jti"]
+    assert jose_jwt.decode(first, keys).claims["sid"] != jose_jwt.decode(second, keys).claims["sid"]
 
 
 def test_access_token_ttl_is_configurable(make_app):
@@ -59,8 +60,9 @@ def test_access_token_ttl_is_configurable(make_app):
     client.post("/api/auth/signup", json={"email": "ttl@example.com", "password": "long enough", "name": "T"})
     response = client.post("/api/auth/login", json={"email": "ttl@example.com", "password": "long enough"})
     assert response.json["expires_in"] == 30
-    claims = jose_jwt.decode(response.json["access_token"],
-                             KeySet.import_key_set(client.get("/.well-known/jwks.json").json)).claims
+    claims = jose_jwt.decode(
+        response.json["access_token"], KeySet.import_key_set(client.get("/.well-known/jwks.json").json)
+    ).claims
     assert claims["exp"] - claims["iat"] == 30
 
 
@@ -75,10 +77,13 @@ def test_rotated_key_is_published_beside_the_old_one(make_app, tmp_path, keys_di
     client = app.test_client()
     assert [k["kid"] for k in client.get("/.well-known/jwks.json").json["keys"]] == [new_kid, old_kid]
     client.post("/api/auth/signup", json={"email": "rot@example.com", "password": "long enough", "name": "R"})
-    access = client.post("/api/auth/login", json={"email": "rot@example.com", "password": "long enough"}
-                         ).json["access_token"]
-    assert jose_jwt.decode(access, KeySet.import_key_set(client.get("/.well-known/jwks.json").json)
-                           ).header["kid"] == new_kid
+    access = client.post("/api/auth/login", json={"email": "rot@example.com", "password": "long enough"}).json[
+        "access_token"
+    ]
+    assert (
+        jose_jwt.decode(access, KeySet.import_key_set(client.get("/.well-known/jwks.json").json)).header["kid"]
+        == new_kid
+    )
     assert client.get("/api/auth/sessions", headers=bearer(access)).status_code == 200
 
 
@@ -89,15 +94,17 @@ def test_an_existing_rsa_signing_key_keeps_working_as_rs256(make_app, tmp_path):
     directory = tmp_path / "rsa-keys"
     directory.mkdir()
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (directory / "signing.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (directory / "signing.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     app = make_app(signing_key_path=directory / "signing.pem", jwks_path=directory / "jwks.json")
     client = app.test_client()
     [published] = client.get("/.well-known/jwks.json").json["keys"]
     assert published["alg"] == "RS256" and published["kty"] == "RSA"
     client.post("/api/auth/signup", json={"email": "rsa@example.com", "password": "long enough", "name": "R"})
-    access = client.post("/api/auth/login", json={"email": "rsa@example.com", "password": "long enough"}
-                         ).json["access_token"]
+    access = client.post("/api/auth/login", json={"email": "rsa@example.com", "password": "long enough"}).json[
+        "access_token"
+    ]
     assert jose_jwt.decode(access, KeySet.import_key_set({"keys": [published]})).header["alg"] == "RS256"
     assert client.get("/api/auth/sessions", headers=bearer(access)).status_code == 200
 

@@ -13,9 +13,14 @@ from tests.support.processes import ServiceProcess
 
 @pytest.fixture
 def auth_process(database_url: str, redis_url: str, keys_dir: Path, tmp_path: Path):
-    env = {"APP_ENV": "test", "AUTH_DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "SIGNING_KEY_PATH": str(keys_dir / "signing.pem"), "JWKS_PATH": str(keys_dir / "jwks.json"),
-           **{k.upper(): str(v) for k, v in CHEAP_ARGON2.items()}}
+    env = {
+        "APP_ENV": "test",
+        "AUTH_DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SIGNING_KEY_PATH": str(keys_dir / "signing.pem"),
+        "JWKS_PATH": str(keys_dir / "jwks.json"),
+        **{k.upper(): str(v) for k, v in CHEAP_ARGON2.items()},
+    }
     process = ServiceProcess("auth_service", env, tmp_path, workers=2, threads=8).start()
     yield process
     process.stop()
@@ -23,8 +28,12 @@ def auth_process(database_url: str, redis_url: str, keys_dir: Path, tmp_path: Pa
 
 def _login(base: str, email: str) -> requests.Session:
     session = requests.Session()
-    assert session.post(f"{base}/api/auth/signup", json={"email": email, "password": PASSWORD, "name": "Racer"}
-                        ).status_code == 201
+    assert (
+        session.post(
+            f"{base}/api/auth/signup", json={"email": email, "password": PASSWORD, "name": "Racer"}
+        ).status_code
+        == 201
+    )
     assert session.post(f"{base}/api/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
     return session
 
@@ -98,8 +107,9 @@ def test_logs_carry_request_ids_and_never_secrets(auth_process):
     browser = requests.Session()
     email = "secretive@example.com"
     browser.post(f"{base}/api/auth/signup", json={"email": email, "password": PASSWORD, "name": "S"})
-    login = browser.post(f"{base}/api/auth/login", json={"email": email, "password": PASSWORD},
-                         headers={"X-Request-ID": "login-trace-1"})
+    login = browser.post(
+        f"{base}/api/auth/login", json={"email": email, "password": PASSWORD}, headers={"X-Request-ID": "login-trace-1"}
+    )
     access = login.json()["access_token"]
     first_refresh = browser.cookies["refresh_token"]
     browser.post(f"{base}/api/auth/login", json={"email": email, "password": "wrong password!"})
@@ -112,6 +122,13 @@ def test_logs_carry_request_ids_and_never_secrets(auth_process):
     log = auth_process.log()
     assert '"request_id": "login-trace-1"' in log
     assert '"path": "/api/auth/login"' in log
-    for secret in (PASSWORD, "wrong password!", access, access.split(".")[2], first_refresh,
-                   first_refresh.split(".")[1], second_refresh.split(".")[1]):
+    for secret in (
+        PASSWORD,
+        "wrong password!",
+        access,
+        access.split(".")[2],
+        first_refresh,
+        first_refresh.split(".")[1],
+        second_refresh.split(".")[1],
+    ):
         assert secret not in log

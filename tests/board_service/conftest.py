@@ -12,10 +12,10 @@ from flask.testing import FlaskClient
 
 from board_service import create_app
 from board_service.config import BoardConfig
+from board_service.context import BoardContext
 from board_service.migrations import HISTORY
 from tests.support.schemas import migrate
 from tests.support.tokens import TokenFactory
-from board_service.context import BoardContext
 
 
 @pytest.fixture
@@ -44,9 +44,11 @@ class Author:
 
     def publish(self, title: str | None = None, content: str = "Hello, board.") -> dict:
         self.published += 1
-        response = self.client.post("/api/boards", headers=self.headers,
-                                    json={"title": title or f"{self.name}'s post {self.published}",
-                                          "content": content})
+        response = self.client.post(
+            "/api/boards",
+            headers=self.headers,
+            json={"title": title or f"{self.name}'s post {self.published}", "content": content},
+        )
         assert response.status_code == 201, response.json
         return response.json
 

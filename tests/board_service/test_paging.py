@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import insert
 
-from board_service.posts import posts
 from board_service.context import BoardContext
+from board_service.posts import posts
 
 
 def read_all(client, limit: int, between_pages=lambda: None) -> tuple[list[str], int]:
@@ -32,8 +32,7 @@ def test_paging_visits_every_post_once_while_posts_are_added(client, alice, bob)
     originals = [(alice if n % 2 else bob).publish()["id"] for n in range(11)]
     added: list[str] = []
 
-    seen, pages = read_all(client, 3, between_pages=lambda: added.extend(
-        [alice.publish()["id"], bob.publish()["id"]]))
+    seen, pages = read_all(client, 3, between_pages=lambda: added.extend([alice.publish()["id"], bob.publish()["id"]]))
 
     assert len(seen) == len(set(seen)), "a post was seen twice"
     # New posts are newer than the position already reached, so only the originals remain, in order.
@@ -65,14 +64,24 @@ def test_paging_survives_deletes(client, alice):
 
 def test_posts_created_in_the_same_microsecond_are_ordered_by_id(app, client):
     # Two workers can stamp the same instant; the id breaks the tie, so paging still sees each once.
-    same_instant = datetime(2026, 11, 27, 8, 0, 0, 123456, tzinfo=timezone.utc)
+    same_instant = datetime(2026, 11, 27, 8, 0, 0, 123456, tzinfo=UTC)
     ids = sorted(uuid.uuid4().hex for _ in range(7))
     with BoardContext.of(app).engine.begin() as connection:
-        connection.execute(insert(posts), [
-            {"id": post_id, "title": "Same time", "content": "x", "author_id": "u-1", "author_name": "A",
-             "created_at": same_instant, "updated_at": same_instant}
-            for post_id in ids
-        ])
+        connection.execute(
+            insert(posts),
+            [
+                {
+                    "id": post_id,
+                    "title": "Same time",
+                    "content": "x",
+                    "author_id": "u-1",
+                    "author_name": "A",
+                    "created_at": same_instant,
+                    "updated_at": same_instant,
+                }
+                for post_id in ids
+            ],
+        )
 
     seen, pages = read_all(client, 2)
 

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from board_service import create_app
 from board_service.config import BoardConfig
-from tests.board_service.conftest import Author, assert_problem
 from board_service.context import BoardContext
+from tests.board_service.conftest import Author, assert_problem
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 PROTECTED = [("post", "/api/boards"), ("patch", "/api/boards/{id}"), ("delete", "/api/boards/{id}")]
@@ -24,9 +24,13 @@ def b64(text: str) -> str:
 
 # --- create ------------------------------------------------------------------------------------
 
+
 def test_create_returns_the_post_with_its_location_and_the_author_from_the_token(client, alice):
-    response = client.post("/api/boards", headers=alice.headers,
-                           json={"title": "  Hello  ", "content": "  First post\n", "extra": "ignored"})
+    response = client.post(
+        "/api/boards",
+        headers=alice.headers,
+        json={"title": "  Hello  ", "content": "  First post\n", "extra": "ignored"},
+    )
 
     assert response.status_code == 201
     post = response.json
@@ -53,20 +57,23 @@ def test_create_counts_characters_not_bytes(client, alice):
     assert client.get(response.headers["Location"]).json["title"] == "가" * 200
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"content": "text"}, "title"),
-    ({"title": "Title"}, "content"),
-    ({"title": "", "content": "text"}, "title"),
-    ({"title": "   ", "content": "text"}, "title"),
-    ({"title": "t" * 201, "content": "text"}, "title"),
-    ({"title": 5, "content": "text"}, "title"),
-    ({"title": None, "content": "text"}, "title"),
-    ({"title": "nul\x00", "content": "text"}, "title"),
-    ({"title": "Title", "content": ""}, "content"),
-    ({"title": "Title", "content": "c" * 20001}, "content"),
-    ({"title": "Title", "content": ["text"]}, "content"),
-    ({"title": "Title", "content": "nul\x00"}, "content"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"content": "text"}, "title"),
+        ({"title": "Title"}, "content"),
+        ({"title": "", "content": "text"}, "title"),
+        ({"title": "   ", "content": "text"}, "title"),
+        ({"title": "t" * 201, "content": "text"}, "title"),
+        ({"title": 5, "content": "text"}, "title"),
+        ({"title": None, "content": "text"}, "title"),
+        ({"title": "nul\x00", "content": "text"}, "title"),
+        ({"title": "Title", "content": ""}, "content"),
+        ({"title": "Title", "content": "c" * 20001}, "content"),
+        ({"title": "Title", "content": ["text"]}, "content"),
+        ({"title": "Title", "content": "nul\x00"}, "content"),
+    ],
+)
 def test_create_rejects_invalid_fields(client, alice, body, field):
     response = client.post("/api/boards", headers=alice.headers, json=body)
 
@@ -82,6 +89,7 @@ def test_create_rejects_a_body_that_is_not_an_object(client, alice):
 
 
 # --- read --------------------------------------------------------------------------------------
+
 
 def test_read_returns_the_post(client, alice):
     post = alice.publish(title="Hello", content="World")
@@ -100,6 +108,7 @@ def test_read_of_an_unknown_post_is_not_found(client, alice, post_id):
 
 
 # --- list --------------------------------------------------------------------------------------
+
 
 def test_list_is_newest_first(client, alice, bob):
     first, second, third = alice.publish(), bob.publish(), alice.publish()
@@ -140,20 +149,23 @@ def test_list_rejects_a_limit_outside_1_to_100(client, limit):
     assert [error["field"] for error in problem["errors"]] == ["limit"]
 
 
-@pytest.mark.parametrize("cursor", [
-    "garbage",
-    "!!!!",
-    b64("not json"),
-    b64('{"created_at": "2026-11-27T08:00:00.000000Z", "id": "0123456789abcdef0123456789abcdef"}'),
-    b64('["2026-11-27T08:00:00.000000Z"]'),
-    b64('[1, 2]'),
-    b64('["2026-11-27T08:00:00.000000Z", "not-a-post-id"]'),
-    b64('["2026-11-27 08:00:00", "0123456789abcdef0123456789abcdef"]'),
-    b64('["2026-11-27T08:00:00.000000+01:00", "0123456789abcdef0123456789abcdef"]'),
-    b64('["2026-11-27T08:00:00.000000Z", "0123456789abcdef0123456789abcdef", 3]'),
-    b64("[" * 140),
-    "A" * 5000,
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        "!!!!",
+        b64("not json"),
+        b64('{"created_at": "2026-11-27T08:00:00.000000Z", "id": "0123456789abcdef0123456789abcdef"}'),
+        b64('["2026-11-27T08:00:00.000000Z"]'),
+        b64("[1, 2]"),
+        b64('["2026-11-27T08:00:00.000000Z", "not-a-post-id"]'),
+        b64('["2026-11-27 08:00:00", "0123456789abcdef0123456789abcdef"]'),
+        b64('["2026-11-27T08:00:00.000000+01:00", "0123456789abcdef0123456789abcdef"]'),
+        b64('["2026-11-27T08:00:00.000000Z", "0123456789abcdef0123456789abcdef", 3]'),
+        b64("[" * 140),
+        "A" * 5000,
+    ],
+)
 def test_list_rejects_a_bad_cursor(client, cursor):
     problem = assert_problem(client.get("/api/boards", query_string={"cursor": cursor}), 400, "validation_error")
 
@@ -166,12 +178,12 @@ def test_list_rejects_a_tampered_cursor(client, alice):
     cursor = client.get("/api/boards?limit=1").json["next_cursor"]
     decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     tampered = [
-        cursor[:-1],                              # truncated
-        cursor + "=" * (-len(cursor) % 4 or 4),   # padded
-        cursor[:10] + "*" + cursor[11:],          # a character outside the alphabet
-        cursor + "AAAA",                          # trailing bytes
-        b64(decoded.upper()),                     # an id we never issue
-        b64(decoded.replace(",", ", ")),          # not our encoding of the position
+        cursor[:-1],  # truncated
+        cursor + "=" * (-len(cursor) % 4 or 4),  # padded
+        cursor[:10] + "*" + cursor[11:],  # a character outside the alphabet
+        cursor + "AAAA",  # trailing bytes
+        b64(decoded.upper()),  # an id we never issue
+        b64(decoded.replace(",", ", ")),  # not our encoding of the position
     ]
     assert client.get("/api/boards", query_string={"cursor": cursor}).status_code == 200
 
@@ -181,6 +193,7 @@ def test_list_rejects_a_tampered_cursor(client, alice):
 
 
 # --- update ------------------------------------------------------------------------------------
+
 
 def test_author_changes_the_title(client, alice):
     post = alice.publish(title="Old", content="Body")
@@ -243,22 +256,27 @@ def test_patch_validates_the_body_before_looking_up_the_post(client, alice, bob)
     post = alice.publish()
 
     # Our documented order: 401, then 400, then 404, then 403.
-    assert_problem(client.patch("/api/boards/" + "0" * 32, headers=alice.headers, json={"title": ""}),
-                   400, "validation_error")
-    assert_problem(client.patch(f"/api/boards/{post['id']}", headers=bob.headers, json={"title": ""}),
-                   400, "validation_error")
+    assert_problem(
+        client.patch("/api/boards/" + "0" * 32, headers=alice.headers, json={"title": ""}), 400, "validation_error"
+    )
+    assert_problem(
+        client.patch(f"/api/boards/{post['id']}", headers=bob.headers, json={"title": ""}), 400, "validation_error"
+    )
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"title": ""}, "title"),
-    ({"title": "  "}, "title"),
-    ({"title": "t" * 201}, "title"),
-    ({"title": None}, "title"),
-    ({"content": ""}, "content"),
-    ({"content": "c" * 20001}, "content"),
-    ({"content": None}, "content"),
-    ({"content": 7}, "content"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "  "}, "title"),
+        ({"title": "t" * 201}, "title"),
+        ({"title": None}, "title"),
+        ({"content": ""}, "content"),
+        ({"content": "c" * 20001}, "content"),
+        ({"content": None}, "content"),
+        ({"content": 7}, "content"),
+    ],
+)
 def test_patch_rejects_invalid_fields(client, alice, body, field):
     post = alice.publish()
 
@@ -270,6 +288,7 @@ def test_patch_rejects_invalid_fields(client, alice, body, field):
 
 
 # --- delete ------------------------------------------------------------------------------------
+
 
 def test_author_deletes_a_post(client, alice):
     post, other = alice.publish(), alice.publish()
@@ -296,6 +315,7 @@ def test_delete_of_an_unknown_post_is_not_found(client, alice):
 
 
 # --- 401 ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def post_id(alice: Author) -> str:
@@ -334,8 +354,9 @@ def stranger_key() -> ec.EllipticCurvePrivateKey:
 
 @pytest.mark.parametrize("forgery", ["garbage", "empty", "audience", "issuer", "typ", "unknown_kid", "signature"])
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
-def test_protected_calls_with_a_bad_token_are_invalid_token(client, tokens, alice, post_id, stranger_key,
-                                                            method, path, forgery):
+def test_protected_calls_with_a_bad_token_are_invalid_token(
+    client, tokens, alice, post_id, stranger_key, method, path, forgery
+):
     token = {
         "garbage": lambda: "abc.def.ghi",
         "empty": lambda: "",
@@ -365,26 +386,35 @@ def test_reads_need_no_token(client, post_id):
 
 # --- conventions -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("method", "path"), [("post", "/api/boards"), ("patch", "/api/boards/{id}")])
 @pytest.mark.parametrize("data", ["{not json", "", '{"title": "T",}', "\xff\xfe"])
 def test_a_body_that_is_not_json_is_invalid_json(client, alice, post_id, method, path, data):
-    response = getattr(client, method)(path.format(id=post_id), headers=alice.headers, data=data,
-                                       content_type="application/json")
+    response = getattr(client, method)(
+        path.format(id=post_id), headers=alice.headers, data=data, content_type="application/json"
+    )
 
     assert_problem(response, 400, "invalid_json")
 
 
 def test_a_body_over_the_limit_is_payload_too_large(client, alice):
-    response = client.post("/api/boards", headers=alice.headers, data="x" * (1024 * 1024 + 1),
-                           content_type="application/json")
+    response = client.post(
+        "/api/boards", headers=alice.headers, data="x" * (1024 * 1024 + 1), content_type="application/json"
+    )
 
     assert_problem(response, 413, "payload_too_large")
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("put", "/api/boards"), ("delete", "/api/boards"), ("patch", "/api/boards"),
-    ("put", "/api/boards/{id}"), ("post", "/api/boards/{id}"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("put", "/api/boards"),
+        ("delete", "/api/boards"),
+        ("patch", "/api/boards"),
+        ("put", "/api/boards/{id}"),
+        ("post", "/api/boards/{id}"),
+    ],
+)
 def test_a_wrong_method_is_405(client, alice, post_id, method, path):
     response = getattr(client, method)(path.format(id=post_id), headers=alice.headers, json={})
 
@@ -403,12 +433,13 @@ def test_request_id_is_echoed_or_made_up(client, alice):
     assert client.get("/api/boards/" + "0" * 32, headers=mine).headers["X-Request-ID"] == "req-1234.abc"
     invalid = client.post("/api/boards", headers={**alice.headers, **mine}, json={})
     assert invalid.status_code == 400 and invalid.headers["X-Request-ID"] == "req-1234.abc"
-    made_up = client.get("/api/boards", headers={"X-Request-ID": "bad id {\"forged\": 1}"}).headers["X-Request-ID"]
-    assert made_up and made_up != "bad id {\"forged\": 1}"
+    made_up = client.get("/api/boards", headers={"X-Request-ID": 'bad id {"forged": 1}'}).headers["X-Request-ID"]
+    assert made_up and made_up != 'bad id {"forged": 1}'
     assert client.get("/api/boards").headers["X-Request-ID"]
 
 
 # --- operations --------------------------------------------------------------------------------
+
 
 def test_health_and_readiness(client):
     assert client.get("/healthz").json == {"status": "ok", "service": "board_service"}

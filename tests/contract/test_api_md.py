@@ -28,18 +28,26 @@ OPERATIONAL = {"/healthz", "/readyz", "/openapi.json"}
 
 
 def _normalise(path: str) -> str:
-    return re.sub(r"\{[^}]*\}", "{}", path.split("?")[0])
+    return re.sub(r"\{[^}]*\}", "{}", path.split("?", maxsplit=1)[0])
 
 
 @pytest.fixture
 def apps(tmp_path: Path, keys_dir: Path) -> list[Flask]:
     built = [
-        auth_service.create_app(AuthConfig(database_url=f"sqlite:///{tmp_path}/a.db", app_env="test",
-                                           signing_key_path=keys_dir / "signing.pem", jwks_path=keys_dir / "jwks.json")),
-        profile_service.create_app(ProfileConfig(database_url=f"sqlite:///{tmp_path}/p.db", app_env="test",
-                                                 jwks_path=keys_dir / "jwks.json")),
-        board_service.create_app(BoardConfig(database_url=f"sqlite:///{tmp_path}/b.db", app_env="test",
-                                             jwks_path=keys_dir / "jwks.json")),
+        auth_service.create_app(
+            AuthConfig(
+                database_url=f"sqlite:///{tmp_path}/a.db",
+                app_env="test",
+                signing_key_path=keys_dir / "signing.pem",
+                jwks_path=keys_dir / "jwks.json",
+            )
+        ),
+        profile_service.create_app(
+            ProfileConfig(database_url=f"sqlite:///{tmp_path}/p.db", app_env="test", jwks_path=keys_dir / "jwks.json")
+        ),
+        board_service.create_app(
+            BoardConfig(database_url=f"sqlite:///{tmp_path}/b.db", app_env="test", jwks_path=keys_dir / "jwks.json")
+        ),
     ]
     yield built
     for app in built:
@@ -50,8 +58,9 @@ def _served_routes(apps: list[Flask]) -> set[tuple[str, str]]:
     routes = set()
     for app in apps:
         document = app.test_client().get("/openapi.json").json
-        routes |= {(method.upper(), _normalise(path)) for path, methods in document["paths"].items()
-                   for method in methods}
+        routes |= {
+            (method.upper(), _normalise(path)) for path, methods in document["paths"].items() for method in methods
+        }
     return routes
 
 
@@ -62,8 +71,10 @@ def _documented_routes() -> set[tuple[str, str]]:
 
 def test_the_documented_routes_are_the_served_routes(apps):
     served, documented = _served_routes(apps), _documented_routes()
-    assert served == documented, {"served, not documented": served - documented,
-                                  "documented, not served": documented - served}
+    assert served == documented, {
+        "served, not documented": served - documented,
+        "documented, not served": documented - served,
+    }
 
 
 def test_every_service_serves_the_operational_routes(apps):

@@ -25,8 +25,9 @@ def test_a_direct_caller_cannot_forge_its_address_to_dodge_the_throttle(stack):
 def test_the_gateway_tells_the_service_the_clients_address(stack):
     request_id = f"xff-{uuid.uuid4().hex}"
     # A forged header sent to the gateway is replaced by the address nginx saw.
-    _wrong_login(stack.url, f"{request_id}@example.com", **{"X-Request-ID": request_id,
-                                                            "X-Forwarded-For": "198.51.100.77"})
+    _wrong_login(
+        stack.url, f"{request_id}@example.com", **{"X-Request-ID": request_id, "X-Forwarded-For": "198.51.100.77"}
+    )
     [line] = [line for line in stack.log_lines(request_id, "auth") if "auth.1" in line and '"path"' in line]
-    entry = json.loads(line[line.index("{"):])
+    entry = json.loads(line[line.index("{") :])
     assert entry["remote_addr"] == "127.0.0.1"  # the client's, not the gateway's 127.0.0.2, not the forged one

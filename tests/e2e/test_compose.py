@@ -26,8 +26,9 @@ def _mount_source(mounts: dict[str, str], name: str) -> str:
 
 
 def test_compose_file_is_valid():
-    result = subprocess.run(["docker-compose", "--env-file", ".env.example", "config", "--quiet"],
-                            cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        ["docker-compose", "--env-file", ".env.example", "config", "--quiet"], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -44,12 +45,20 @@ def test_compose_mounts_the_template_that_make_run_renders():
 def test_both_ways_render_the_same_routes_to_the_same_services():
     gateway_env = _compose()["services"]["gateway"]["environment"]
     compose_config = render_gateway_config({**gateway_env, "GATEWAY_PORT": "8080"})
-    local_config = render_gateway_config({
-        "GATEWAY_PORT": "8080", "AUTH_UPSTREAM": "127.0.0.1:8001", "PROFILE_UPSTREAM": "127.0.0.1:8002",
-        "BOARD_UPSTREAM": "127.0.0.1:8003", "WEB_ROOT": "/srv/web", "UPSTREAM_BIND": "127.0.0.2"})
+    local_config = render_gateway_config(
+        {
+            "GATEWAY_PORT": "8080",
+            "AUTH_UPSTREAM": "127.0.0.1:8001",
+            "PROFILE_UPSTREAM": "127.0.0.1:8002",
+            "BOARD_UPSTREAM": "127.0.0.1:8003",
+            "WEB_ROOT": "/srv/web",
+            "UPSTREAM_BIND": "127.0.0.2",
+        }
+    )
     assert _locations(compose_config) == _locations(local_config)
     assert {"/api/auth/", "/api/profiles", "/api/boards", "= /.well-known/jwks.json", "/"} <= set(
-        _locations(local_config))
+        _locations(local_config)
+    )
     services = _compose()["services"]
     for variable in ("AUTH_UPSTREAM", "PROFILE_UPSTREAM", "BOARD_UPSTREAM"):
         host = gateway_env[variable].split(":")[0]
@@ -58,8 +67,11 @@ def test_both_ways_render_the_same_routes_to_the_same_services():
 
 def test_private_key_is_mounted_into_auth_only():
     services = _compose()["services"]
-    holders = {name for name, service in services.items()
-               if any(str(v).startswith("signing-key:") for v in service.get("volumes", []))}
+    holders = {
+        name
+        for name, service in services.items()
+        if any(str(v).startswith("signing-key:") for v in service.get("volumes", []))
+    }
     assert holders == {"auth", "keygen"}
     for name in ("profile", "board"):
         assert services[name]["environment"]["JWKS_PATH"].startswith("/keys/public/")

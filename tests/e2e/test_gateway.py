@@ -16,8 +16,11 @@ from tests.support.stack import GatewayProcess
 
 def test_request_id_travels_through_every_log(stack):
     request_id = f"e2e-{uuid.uuid4().hex}"
-    response = requests.post(f"{stack.url}/api/auth/login", json={"email": "n@example.com", "password": "x"},
-                             headers={"X-Request-ID": request_id})
+    response = requests.post(
+        f"{stack.url}/api/auth/login",
+        json={"email": "n@example.com", "password": "x"},
+        headers={"X-Request-ID": request_id},
+    )
     assert response.headers["X-Request-ID"] == request_id
     lines = stack.log_lines(request_id, "gateway", "auth")
     assert any("gateway.1" in line for line in lines)
@@ -32,8 +35,9 @@ def test_request_id_is_generated_when_missing_or_insane(stack):
 
 
 def test_body_over_one_mebibyte_is_a_413_problem(stack):
-    response = requests.post(f"{stack.url}/api/boards", data=b"x" * (1024 * 1024 + 1),
-                             headers={"Content-Type": "application/json"})
+    response = requests.post(
+        f"{stack.url}/api/boards", data=b"x" * (1024 * 1024 + 1), headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 413
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.json()["code"] == "payload_too_large"
@@ -75,8 +79,9 @@ def test_gateway_health(stack):
 
 def test_credential_endpoints_are_rate_limited_per_address(stack):
     def attempt(_):
-        return requests.post(f"{stack.url}/api/auth/login", data="not json",
-                             headers={"Content-Type": "application/json"})
+        return requests.post(
+            f"{stack.url}/api/auth/login", data="not json", headers={"Content-Type": "application/json"}
+        )
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         responses = list(pool.map(attempt, range(400)))
@@ -87,9 +92,12 @@ def test_credential_endpoints_are_rate_limited_per_address(stack):
 
 
 def test_a_stopped_service_is_a_502_problem_and_the_others_keep_working(tmp_path, keys_dir):
-    env = {"APP_ENV": "test", "JWKS_PATH": str(keys_dir / "jwks.json"),
-           "PROFILE_DATABASE_URL": f"sqlite:///{tmp_path}/profile.db",
-           "BOARD_DATABASE_URL": f"sqlite:///{tmp_path}/board.db"}
+    env = {
+        "APP_ENV": "test",
+        "JWKS_PATH": str(keys_dir / "jwks.json"),
+        "PROFILE_DATABASE_URL": f"sqlite:///{tmp_path}/profile.db",
+        "BOARD_DATABASE_URL": f"sqlite:///{tmp_path}/board.db",
+    }
     profile = ServiceProcess("profile_service", env, tmp_path).start()
     board = ServiceProcess("board_service", env, tmp_path).start()
     gateway = GatewayProcess(tmp_path, {"auth": 9, "profile": profile.port, "board": board.port}).start()
@@ -111,8 +119,11 @@ def test_a_stopped_service_is_a_502_problem_and_the_others_keep_working(tmp_path
 
 def test_large_bodies_under_the_limit_reach_the_service(stack):
     # Bodies past nginx's default 16 kB buffer once failed in the gateway (temp file permissions).
-    response = requests.post(f"{stack.url}/api/auth/login", data=b'{"email": "' + b"a" * 900_000 + b'"}',
-                             headers={"Content-Type": "application/json"})
+    response = requests.post(
+        f"{stack.url}/api/auth/login",
+        data=b'{"email": "' + b"a" * 900_000 + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
 
@@ -145,19 +156,28 @@ def assert_problem(answer: tuple[int, dict[str, str], bytes], status: int, code:
 
 
 def chunked(body: bytes, size: int = 64 * 1024) -> bytes:
-    parts = [b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size)]
+    parts = [b"%x\r\n%s\r\n" % (len(body[i : i + size]), body[i : i + size]) for i in range(0, len(body), size)]
     return b"".join(parts) + b"0\r\n\r\n"
 
 
 HOST = b"Host: localhost\r\nConnection: close\r\n"
 POST = b"POST /api/auth/login HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
 NGINX_REFUSALS = {
-    "header over the buffers": (b"GET /api/boards HTTP/1.1\r\n" + HOST + b"X-Big: " + MARKER + b"a" * 20000
-                                + b"\r\n\r\n", 431, "request_header_too_large"),
-    "cookie over the buffers": (b"GET /api/boards HTTP/1.1\r\n" + HOST + b"Cookie: a=" + MARKER + b"a" * 9000
-                                + b"\r\n\r\n", 431, "request_header_too_large"),
-    "URI over the buffers": (b"GET /api/boards?" + MARKER + b"a" * 20000 + b" HTTP/1.1\r\n" + HOST + b"\r\n",
-                             414, "uri_too_long"),
+    "header over the buffers": (
+        b"GET /api/boards HTTP/1.1\r\n" + HOST + b"X-Big: " + MARKER + b"a" * 20000 + b"\r\n\r\n",
+        431,
+        "request_header_too_large",
+    ),
+    "cookie over the buffers": (
+        b"GET /api/boards HTTP/1.1\r\n" + HOST + b"Cookie: a=" + MARKER + b"a" * 9000 + b"\r\n\r\n",
+        431,
+        "request_header_too_large",
+    ),
+    "URI over the buffers": (
+        b"GET /api/boards?" + MARKER + b"a" * 20000 + b" HTTP/1.1\r\n" + HOST + b"\r\n",
+        414,
+        "uri_too_long",
+    ),
     "NUL in the path": (b"GET /api/%00" + MARKER + b" HTTP/1.1\r\n" + HOST + b"\r\n", 400, "bad_request"),
     "garbage request line": (MARKER + b"\r\n" + HOST + b"\r\n", 400, "bad_request"),
     "bad method": (b"G<T /api/boards HTTP/1.1\r\n" + HOST + b"\r\n", 400, "bad_request"),
@@ -167,13 +187,22 @@ NGINX_REFUSALS = {
     "gzip, chunked": (POST + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, "not_implemented"),
     "identity": (POST + b"Transfer-Encoding: identity\r\n\r\n", 501, "not_implemented"),
     "unknown transfer coding": (POST + b"Transfer-Encoding: " + MARKER + b"\r\n\r\n", 501, "not_implemented"),
-    "bad chunk size": (POST + b"Transfer-Encoding: chunked\r\n\r\nzz" + MARKER + b"\r\n{}\r\n0\r\n\r\n",
-                       400, "bad_request"),
-    "Content-Length and chunked": (POST + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-                                   400, "bad_request"),
+    "bad chunk size": (
+        POST + b"Transfer-Encoding: chunked\r\n\r\nzz" + MARKER + b"\r\n{}\r\n0\r\n\r\n",
+        400,
+        "bad_request",
+    ),
+    "Content-Length and chunked": (
+        POST + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+        "bad_request",
+    ),
     "bad Content-Length": (POST + b"Content-Length: " + MARKER + b"\r\n\r\n", 400, "bad_request"),
-    "chunked body over 1 MiB": (POST + b"Transfer-Encoding: chunked\r\n\r\n"
-                                + chunked(b"{}" + b" " * (1024 * 1024 + 1000)), 413, "payload_too_large"),
+    "chunked body over 1 MiB": (
+        POST + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"{}" + b" " * (1024 * 1024 + 1000)),
+        413,
+        "payload_too_large",
+    ),
 }
 
 
@@ -185,11 +214,14 @@ def test_requests_nginx_refuses_are_problem_documents(stack, name):
     assert len(answer[1]["x-request-id"]) == 32
 
 
-@pytest.mark.parametrize("path", ["/css", "/js/views", "//api/boards", "/api/boards//x", "/index.html/",
-                                  "/api//auth/jwks.json", "/css/../js"])
+@pytest.mark.parametrize(
+    "path",
+    ["/css", "/js/views", "//api/boards", "/api/boards//x", "/index.html/", "/api//auth/jwks.json", "/css/../js"],
+)
 def test_no_redirect_names_a_forged_host(stack, path):
-    status, headers, _ = exchange(stack.ports["gateway"], f"GET {path} HTTP/1.1\r\nHost: evil.example\r\n"
-                                                          "Connection: close\r\n\r\n".encode())
+    status, headers, _ = exchange(
+        stack.ports["gateway"], f"GET {path} HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n".encode()
+    )
     location = headers.get("location", "")
     assert "evil.example" not in location, (status, location)
     if location.startswith(("http:", "https:", "//")):
@@ -197,8 +229,9 @@ def test_no_redirect_names_a_forged_host(stack, path):
 
 
 def test_a_directory_without_its_slash_redirects_to_a_relative_path(stack):
-    status, headers, _ = exchange(stack.ports["gateway"], b"GET /css HTTP/1.1\r\nHost: evil.example\r\n"
-                                                          b"Connection: close\r\n\r\n")
+    status, headers, _ = exchange(
+        stack.ports["gateway"], b"GET /css HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    )
     assert (status, headers["location"]) == (301, "/css/")
 
 
@@ -206,18 +239,24 @@ def test_a_directory_without_its_slash_redirects_to_a_relative_path(stack):
 def test_services_run_the_make_run_way_answer_their_own_refusals_as_problems(stack, service):
     # Straight to gunicorn, configured by gunicorn.conf.py as `make run` and compose run it.
     port = stack.ports[service]
-    assert_problem(exchange(port, b"GET /" + MARKER + b"a" * 8000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
-                   414, "uri_too_long")
+    assert_problem(
+        exchange(port, b"GET /" + MARKER + b"a" * 8000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"), 414, "uri_too_long"
+    )
     assert_problem(exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n" + MARKER + b": 1\r\n\r\n"), 400, "bad_request")
 
 
 def test_a_chunked_signup_over_the_limit_sent_straight_to_auth_is_413_and_creates_nothing(stack):
-    account = {"email": f"chunked-{uuid.uuid4().hex}@example.com", "password": "correct horse battery",
-               "name": "Chunked"}
+    account = {
+        "email": f"chunked-{uuid.uuid4().hex}@example.com",
+        "password": "correct horse battery",
+        "name": "Chunked",
+    }
     # Valid JSON padded with whitespace: cut at 1 MiB it would still parse and sign the account up.
     document = json.dumps(account).encode()
     body = document + b" " * (1024 * 1024 + 1000 - len(document))
-    request = (b"POST /api/auth/signup HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-               b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body))
+    request = (
+        b"POST /api/auth/signup HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body)
+    )
     assert_problem(exchange(stack.ports["auth"], request), 413, "payload_too_large")
     assert requests.post(f"{stack.url}/api/auth/signup", json=account).status_code == 201  # not email_taken

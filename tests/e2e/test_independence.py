@@ -25,17 +25,26 @@ def keys(tmp_path: Path, keys_dir: Path) -> Path:
 @pytest.fixture
 def cluster(tmp_path: Path, keys: Path, redis_url: str):
     """Auth plus both resource services as gunicorn processes; resource keys from file and URL."""
-    auth_env = {"APP_ENV": "test", "AUTH_DATABASE_URL": f"sqlite:///{tmp_path}/auth.db", "REDIS_URL": redis_url,
-                "SIGNING_KEY_PATH": str(keys / "signing.pem"), "JWKS_PATH": str(keys / "jwks.json"),
-                **{k.upper(): str(v) for k, v in CHEAP_ARGON2.items()}}
+    auth_env = {
+        "APP_ENV": "test",
+        "AUTH_DATABASE_URL": f"sqlite:///{tmp_path}/auth.db",
+        "REDIS_URL": redis_url,
+        "SIGNING_KEY_PATH": str(keys / "signing.pem"),
+        "JWKS_PATH": str(keys / "jwks.json"),
+        **{k.upper(): str(v) for k, v in CHEAP_ARGON2.items()},
+    }
     auth = ServiceProcess("auth_service", auth_env, tmp_path, workers=1).start()
     # The resource services read a copy of the JWKS as it was at their start.
     public = tmp_path / "public-jwks.json"
     shutil.copy(keys / "jwks.json", public)
-    resource_env = {"APP_ENV": "test", "JWKS_PATH": str(public), "JWKS_REFETCH_COOLDOWN": "30",
-                    "JWKS_URL": f"{auth.url}/.well-known/jwks.json",
-                    "PROFILE_DATABASE_URL": f"sqlite:///{tmp_path}/profile.db",
-                    "BOARD_DATABASE_URL": f"sqlite:///{tmp_path}/board.db"}
+    resource_env = {
+        "APP_ENV": "test",
+        "JWKS_PATH": str(public),
+        "JWKS_REFETCH_COOLDOWN": "30",
+        "JWKS_URL": f"{auth.url}/.well-known/jwks.json",
+        "PROFILE_DATABASE_URL": f"sqlite:///{tmp_path}/profile.db",
+        "BOARD_DATABASE_URL": f"sqlite:///{tmp_path}/board.db",
+    }
     profile = ServiceProcess("profile_service", resource_env, tmp_path, workers=1).start()
     board = ServiceProcess("board_service", resource_env, tmp_path, workers=1).start()
     processes = {"auth": auth, "profile": profile, "board": board}
@@ -47,8 +56,9 @@ def cluster(tmp_path: Path, keys: Path, redis_url: str):
 def _login(auth: ServiceProcess) -> str:
     email = f"{secrets.token_hex(4)}@example.com"
     requests.post(f"{auth.url}/api/auth/signup", json={"email": email, "password": PASSWORD, "name": "Ind"})
-    return requests.post(f"{auth.url}/api/auth/login", json={"email": email, "password": PASSWORD}
-                         ).json()["access_token"]
+    return requests.post(f"{auth.url}/api/auth/login", json={"email": email, "password": PASSWORD}).json()[
+        "access_token"
+    ]
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -67,8 +77,10 @@ def test_resource_services_keep_working_while_auth_is_down(cluster, tokens):
     created = requests.post(f"{board.url}/api/boards", headers=_bearer(token), json={"title": "t", "content": "c"})
     assert created.status_code == 201
     forged = _bearer(token[:-6] + "AAAAAA")
-    for bad in (requests.get(f"{profile.url}/api/profiles/me", headers=forged),
-                requests.post(f"{board.url}/api/boards", headers=forged, json={"title": "t", "content": "c"})):
+    for bad in (
+        requests.get(f"{profile.url}/api/profiles/me", headers=forged),
+        requests.post(f"{board.url}/api/boards", headers=forged, json={"title": "t", "content": "c"}),
+    ):
         assert bad.status_code == 401 and bad.json()["code"] == "invalid_token"
 
 

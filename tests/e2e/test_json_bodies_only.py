@@ -29,21 +29,27 @@ def _operations_with_bodies(stack) -> list[tuple[str, str]]:
 def bearer(stack) -> dict[str, str]:
     email = f"json-{uuid.uuid4().hex[:8]}@example.com"
     requests.post(f"{stack.url}/api/auth/signup", json={"email": email, "password": PASSWORD, "name": "J"})
-    token = requests.post(f"{stack.url}/api/auth/login", json={"email": email, "password": PASSWORD}
-                          ).json()["access_token"]
+    token = requests.post(f"{stack.url}/api/auth/login", json={"email": email, "password": PASSWORD}).json()[
+        "access_token"
+    ]
     return {"Authorization": f"Bearer {token}"}
 
 
 def test_every_operation_with_a_body_refuses_anything_but_json(stack, bearer):
     operations = _operations_with_bodies(stack)
-    assert {("POST", "/api/auth/login"), ("POST", "/api/auth/signup"), ("PATCH", "/api/profiles/me"),
-            ("POST", "/api/boards")} <= set(operations)
+    assert {
+        ("POST", "/api/auth/login"),
+        ("POST", "/api/auth/signup"),
+        ("PATCH", "/api/profiles/me"),
+        ("POST", "/api/boards"),
+    } <= set(operations)
     for method, path in operations:
         url = stack.url + re.sub(r"\{[^}]+\}", "missing-id", path)
         for content_type in NOT_JSON:
             headers = {**bearer, **({"Content-Type": content_type} if content_type else {})}
-            response = requests.request(method, url, data='{"title": "t", "content": "c", "name": "n"}',
-                                        headers=headers, timeout=5)
+            response = requests.request(
+                method, url, data='{"title": "t", "content": "c", "name": "n"}', headers=headers, timeout=5
+            )
             assert response.status_code == 415, (method, path, content_type, response.text)
             assert response.headers["Content-Type"] == "application/problem+json"
             assert response.json()["code"] == "unsupported_media_type"

@@ -136,29 +136,49 @@ def test_databases_redis_files_keys_and_env_files_are_owner_only(stack: Stack):
     var = stack.var_dir
     databases = {path.name: _mode(path) for path in var.glob("*.db*")}
     assert {f"{name}.db{suffix}" for name in ("auth", "profile", "board") for suffix in ("", "-wal", "-shm")} <= set(
-        databases)
+        databases
+    )
     assert set(databases.values()) == {0o600}, databases
-    redis_files = [path for path in (var / "redis").rglob("*")]
+    redis_files = list((var / "redis").rglob("*"))
     assert any(path.name.endswith(".aof") for path in redis_files)
     for path in [var / "redis", var / "keys", var / "env", *redis_files]:
         assert _mode(path) == (0o700 if path.is_dir() else 0o600), path
-    for path in [var / "keys" / "signing.pem", var / "redis" / "password", var / "Procfile",
-                 *(var / "env").glob("*.json")]:
+    for path in [
+        var / "keys" / "signing.pem",
+        var / "redis" / "password",
+        var / "Procfile",
+        *(var / "env").glob("*.json"),
+    ]:
         assert _mode(path) == 0o600, path
 
 
 def test_owner_only_modes_are_restored_on_what_older_runs_left(tmp_path: Path):
     old_umask = os.umask(0o022)  # what the runs before this change created files with
     try:
-        for name in ("auth.db", "auth.db-wal", "Procfile", "keys/signing.pem", "keys/jwks.json",
-                     "redis/password", "redis/appendonlydir/appendonly.aof.1.incr.aof", "notes.txt"):
+        for name in (
+            "auth.db",
+            "auth.db-wal",
+            "Procfile",
+            "keys/signing.pem",
+            "keys/jwks.json",
+            "redis/password",
+            "redis/appendonlydir/appendonly.aof.1.incr.aof",
+            "notes.txt",
+        ):
             (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / name).write_text("old")
     finally:
         os.umask(old_umask)
     make_owner_only(tmp_path)
-    for name in ("auth.db", "auth.db-wal", "Procfile", "keys/signing.pem", "keys/jwks.json", "redis/password",
-                 "redis/appendonlydir/appendonly.aof.1.incr.aof"):
+    for name in (
+        "auth.db",
+        "auth.db-wal",
+        "Procfile",
+        "keys/signing.pem",
+        "keys/jwks.json",
+        "redis/password",
+        "redis/appendonlydir/appendonly.aof.1.incr.aof",
+    ):
         assert _mode(tmp_path / name) == 0o600, name
     for name in ("keys", "redis", "redis/appendonlydir"):
         assert _mode(tmp_path / name) == 0o700, name

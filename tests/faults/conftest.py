@@ -6,6 +6,7 @@ reverse order), so a test may stop, freeze or restart any component and still le
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -43,26 +44,32 @@ def launch() -> Iterator[Callable[[Any], Any]]:
     for component in reversed(started):
         process = getattr(component, "process", None)
         if process is not None and process.poll() is None:
-            try:  # a frozen process cannot stop on its own
+            with contextlib.suppress(ProcessLookupError):  # a frozen process cannot stop on its own
                 os.kill(process.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
         component.stop()
 
 
 def auth_env(tmp_path: Path, keys_dir: Path, redis_url: str, database_url: str | None = None) -> dict[str, str]:
-    return {"APP_ENV": "test", "AUTH_DATABASE_URL": database_url or f"sqlite:///{tmp_path}/auth.db",
-            "REDIS_URL": redis_url, "SIGNING_KEY_PATH": str(keys_dir / "signing.pem"),
-            "JWKS_PATH": str(keys_dir / "jwks.json"),
-            **{k.upper(): str(v) for k, v in CHEAP_ARGON2.items()}}
+    return {
+        "APP_ENV": "test",
+        "AUTH_DATABASE_URL": database_url or f"sqlite:///{tmp_path}/auth.db",
+        "REDIS_URL": redis_url,
+        "SIGNING_KEY_PATH": str(keys_dir / "signing.pem"),
+        "JWKS_PATH": str(keys_dir / "jwks.json"),
+        **{k.upper(): str(v) for k, v in CHEAP_ARGON2.items()},
+    }
 
 
-def resource_env(tmp_path: Path, keys_dir: Path, *, profile_db: str | None = None,
-                 board_db: str | None = None) -> dict[str, str]:
+def resource_env(
+    tmp_path: Path, keys_dir: Path, *, profile_db: str | None = None, board_db: str | None = None
+) -> dict[str, str]:
     """Resource services with keys from the file only: they never need auth to be up."""
-    return {"APP_ENV": "test", "JWKS_PATH": str(keys_dir / "jwks.json"),
-            "PROFILE_DATABASE_URL": profile_db or f"sqlite:///{tmp_path}/profile.db",
-            "BOARD_DATABASE_URL": board_db or f"sqlite:///{tmp_path}/board.db"}
+    return {
+        "APP_ENV": "test",
+        "JWKS_PATH": str(keys_dir / "jwks.json"),
+        "PROFILE_DATABASE_URL": profile_db or f"sqlite:///{tmp_path}/profile.db",
+        "BOARD_DATABASE_URL": board_db or f"sqlite:///{tmp_path}/board.db",
+    }
 
 
 @pytest.fixture
@@ -76,6 +83,7 @@ def start_service(launch, tmp_path: Path):
 
 
 # --- talking to the services -------------------------------------------------------------------
+
 
 @dataclass
 class Login:
@@ -99,8 +107,9 @@ def refresh_cookie_of(response: requests.Response) -> str | None:
 
 def signup_and_login(base_url: str) -> Login:
     email = f"{secrets.token_hex(6)}@example.com"
-    created = requests.post(f"{base_url}/api/auth/signup", timeout=10,
-                            json={"email": email, "password": PASSWORD, "name": "Faulty"})
+    created = requests.post(
+        f"{base_url}/api/auth/signup", timeout=10, json={"email": email, "password": PASSWORD, "name": "Faulty"}
+    )
     assert created.status_code == 201, created.text
     logged_in = requests.post(f"{base_url}/api/auth/login", json={"email": email, "password": PASSWORD}, timeout=10)
     assert logged_in.status_code == 200, logged_in.text
@@ -118,12 +127,13 @@ def assert_problem(response: requests.Response, status: int, code: str) -> dict[
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["Content-Type"] == "application/problem+json", response.headers
     body = json.loads(response.text)
-    assert PROBLEM_FIELDS <= body.keys(), body
+    assert body.keys() >= PROBLEM_FIELDS, body
     assert body["status"] == status and body["code"] == code, body
     return body
 
 
 # --- a TCP proxy whose link can be cut -------------------------------------------------------
+
 
 class TcpProxy:
     """Forwards a local port to `target`; `cut()` refuses new connections and resets open ones,
@@ -142,7 +152,7 @@ class TcpProxy:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "TcpProxy":
+    def start(self) -> TcpProxy:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -189,10 +199,8 @@ class TcpProxy:
     def _close(self, sock: socket.socket) -> None:
         with self._lock:
             self._connections.discard(sock)
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         sock.close()
 
     def cut(self) -> None:

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 import requests
 
-from tests.faults.conftest import (TcpProxy, assert_problem, auth_env, resource_env, signup_and_login)
 from shared.database import LOCK_WAIT_SECONDS
+from tests.faults.conftest import TcpProxy, assert_problem, auth_env, resource_env, signup_and_login
 from tests.support.backends import POSTGRES_ADMIN_URL, postgres_database
 
 
@@ -33,8 +33,9 @@ def _postgres_target() -> tuple[str, int]:
     return host, int(port or 5432)
 
 
-def test_board_database_cut_gives_503_from_board_only_and_board_recovers(tmp_path: Path, keys_dir: Path,
-                                                                         redis_url: str, launch, start_service):
+def test_board_database_cut_gives_503_from_board_only_and_board_recovers(
+    tmp_path: Path, keys_dir: Path, redis_url: str, launch, start_service
+):
     with postgres_database() as board_db, postgres_database() as profile_db:
         proxy = launch(TcpProxy(_postgres_target()))
         auth = start_service("auth_service", auth_env(tmp_path, keys_dir, redis_url))
@@ -72,8 +73,7 @@ def test_board_database_cut_gives_503_from_board_only_and_board_recovers(tmp_pat
         listed = requests.get(f"{board.url}/api/boards", timeout=10)
         assert listed.status_code == 200, listed.text
         assert [item["title"] for item in listed.json()["items"]] == ["before"]  # nothing half-written
-        assert requests.post(f"{board.url}/api/boards", json=post, headers=login.bearer,
-                             timeout=10).status_code == 201
+        assert requests.post(f"{board.url}/api/boards", json=post, headers=login.bearer, timeout=10).status_code == 201
         assert requests.get(f"{board.url}/readyz", timeout=10).status_code == 200
 
 
@@ -82,8 +82,7 @@ def test_board_database_cut_gives_503_from_board_only_and_board_recovers(tmp_pat
 MAX_WAIT_FOR_A_STUCK_DATABASE = LOCK_WAIT_SECONDS + 2.0
 
 
-def test_board_database_not_answering_gives_503_in_bounded_time(tmp_path: Path, keys_dir: Path, tokens,
-                                                               start_service):
+def test_board_database_not_answering_gives_503_in_bounded_time(tmp_path: Path, keys_dir: Path, tokens, start_service):
     """The database is up but does not answer board's queries (a long-held table lock, as during a
     migration): board must give up with a 503, not hold the caller, and a worker thread, forever."""
     with postgres_database() as board_db:
@@ -103,8 +102,7 @@ def test_board_database_not_answering_gives_503_in_bounded_time(tmp_path: Path, 
         assert requests.get(f"{board.url}/api/boards", timeout=10).status_code == 200  # and recovers
 
 
-def test_board_on_a_locked_sqlite_file_gives_503_in_bounded_time(tmp_path: Path, keys_dir: Path, tokens,
-                                                                  start_service):
+def test_board_on_a_locked_sqlite_file_gives_503_in_bounded_time(tmp_path: Path, keys_dir: Path, tokens, start_service):
     """Another process holds the SQLite file's write lock: a write waits out the busy timeout, then 503."""
     board = start_service("board_service", resource_env(tmp_path, keys_dir))
     post = {"title": "locked out", "content": "waits for the lock"}
@@ -113,8 +111,9 @@ def test_board_on_a_locked_sqlite_file_gives_503_in_bounded_time(tmp_path: Path,
     try:
         locker.execute("BEGIN EXCLUSIVE")
         started = time.monotonic()
-        response = requests.post(f"{board.url}/api/boards", json=post, headers=tokens.bearer(),
-                                 timeout=MAX_WAIT_FOR_A_STUCK_DATABASE + 5)
+        response = requests.post(
+            f"{board.url}/api/boards", json=post, headers=tokens.bearer(), timeout=MAX_WAIT_FOR_A_STUCK_DATABASE + 5
+        )
         elapsed = time.monotonic() - started
     finally:
         locker.rollback()

@@ -40,14 +40,14 @@ def new_id() -> str:
 def profile_calls(url: str, login) -> dict[str, requests.Response]:
     return {
         "my profile": requests.get(f"{url}/api/profiles/me", headers=login.bearer, timeout=10),
-        "edit my profile": requests.patch(f"{url}/api/profiles/me", headers=login.bearer, json={"bio": "still here"},
-                                          timeout=10),
+        "edit my profile": requests.patch(
+            f"{url}/api/profiles/me", headers=login.bearer, json={"bio": "still here"}, timeout=10
+        ),
     }
 
 
 def board_calls(url: str, login) -> dict[str, requests.Response]:
-    created = requests.post(f"{url}/api/boards", headers=login.bearer, json={"title": "t", "content": "c"},
-                            timeout=10)
+    created = requests.post(f"{url}/api/boards", headers=login.bearer, json={"title": "t", "content": "c"}, timeout=10)
     return {"create post": created, "list posts": requests.get(f"{url}/api/boards", timeout=10)}
 
 
@@ -57,12 +57,17 @@ def test_auth_stopped_auth_paths_are_502_and_profile_and_board_serve_valid_token
     cluster["auth"].stop()
 
     auth_calls = {
-        "login": lambda h: requests.post(f"{gateway.url}/api/auth/login", headers=h, timeout=10,
-                                         json={"email": login.email, "password": "whatever1"}),
-        "refresh": lambda h: requests.post(f"{gateway.url}/api/auth/refresh", timeout=10,
-                                           headers={**h, "Cookie": f"refresh_token={login.refresh_token}"}),
-        "sessions": lambda h: requests.get(f"{gateway.url}/api/auth/sessions", headers={**h, **login.bearer},
-                                           timeout=10),
+        "login": lambda h: requests.post(
+            f"{gateway.url}/api/auth/login", headers=h, timeout=10, json={"email": login.email, "password": "whatever1"}
+        ),
+        "refresh": lambda h: requests.post(
+            f"{gateway.url}/api/auth/refresh",
+            timeout=10,
+            headers={**h, "Cookie": f"refresh_token={login.refresh_token}"},
+        ),
+        "sessions": lambda h: requests.get(
+            f"{gateway.url}/api/auth/sessions", headers={**h, **login.bearer}, timeout=10
+        ),
         "jwks": lambda h: requests.get(f"{gateway.url}/.well-known/jwks.json", headers=h, timeout=10),
     }
     for call in auth_calls.values():
@@ -89,8 +94,13 @@ def test_a_stopped_resource_service_is_a_502_for_its_paths_only_and_comes_back(c
     }[stopped]
     for method, path in down:
         request_id = new_id()
-        response = requests.request(method, f"{gateway.url}{path}", json={"title": "t", "content": "c"},
-                                    headers={**login.bearer, **traced(request_id)}, timeout=10)
+        response = requests.request(
+            method,
+            f"{gateway.url}{path}",
+            json={"title": "t", "content": "c"},
+            headers={**login.bearer, **traced(request_id)},
+            timeout=10,
+        )
         assert_bad_gateway(response, request_id)
     # No request id sent: the gateway makes one, and still answers with a problem document.
     method, path = down[0]

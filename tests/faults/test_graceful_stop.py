@@ -74,9 +74,11 @@ def _status_of(head: bytes) -> int:
 
 def post_slowly(port: int, token: str, title: str) -> Outcome:
     body = json.dumps({"title": title, "content": "slow " * 2000}).encode()
-    head = (f"POST /api/boards HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\n"
-            f"X-Request-ID: {title}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"POST /api/boards HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\n"
+        f"X-Request-ID: {title}\r\nConnection: close\r\n\r\n"
+    ).encode()
     sock = socket.socket()
     sock.settimeout(20)
     with sock:
@@ -112,8 +114,14 @@ def post_slowly(port: int, token: str, title: str) -> Outcome:
                 buffer += chunk
         except OSError as exc:  # reset or timeout after the server took the request
             return Outcome(title, "broken", repr(exc), taken_at=taken_at)
-        return Outcome(title, "answered", status=_status_of(final), body=json.loads(bytes(buffer[:length])),
-                       taken_at=taken_at, answered_at=time.monotonic())
+        return Outcome(
+            title,
+            "answered",
+            status=_status_of(final),
+            body=json.loads(bytes(buffer[:length])),
+            taken_at=taken_at,
+            answered_at=time.monotonic(),
+        )
 
 
 def client(load: Load, port: int, token: str, number: int) -> None:
@@ -129,8 +137,9 @@ def client(load: Load, port: int, token: str, number: int) -> None:
 def all_posts(url: str) -> list[dict]:
     posts, cursor = [], None
     while True:
-        page = requests.get(f"{url}/api/boards", params={"limit": 100, **({"cursor": cursor} if cursor else {})},
-                            timeout=10)
+        page = requests.get(
+            f"{url}/api/boards", params={"limit": 100, **({"cursor": cursor} if cursor else {})}, timeout=10
+        )
         assert page.status_code == 200, page.text
         posts += page.json()["items"]
         cursor = page.json()["next_cursor"]
@@ -139,8 +148,9 @@ def all_posts(url: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("worker_class", ["gthread", "sync"])
-def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(tmp_path: Path, keys_dir: Path, tokens, launch,
-                                                               worker_class):
+def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(
+    tmp_path: Path, keys_dir: Path, tokens, launch, worker_class
+):
     with postgres_database() as database:
         env = resource_env(tmp_path, keys_dir, board_db=database)
         if worker_class == "gthread":
@@ -150,8 +160,9 @@ def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(tmp_path: Path, k
         launch(board)
         token = tokens.make(name="Graceful")
         load = Load()
-        threads = [threading.Thread(target=client, args=(load, board.port, token, n), daemon=True)
-                   for n in range(CLIENTS)]
+        threads = [
+            threading.Thread(target=client, args=(load, board.port, token, n), daemon=True) for n in range(CLIENTS)
+        ]
         for thread in threads:
             thread.start()
 
@@ -189,6 +200,8 @@ def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(tmp_path: Path, k
             assert stored.status_code == 200 and stored.json()["title"] == outcome.title
         stored_titles = [post["title"] for post in all_posts(board.url)]
         assert sorted(stored_titles) == sorted(o.title for o in answered)
-        print(f"{worker_class}: {len(answered)} answered ({len(in_flight)} in flight at SIGTERM, {len(late)} taken "
-              f"after it), {len(load.of('refused'))} refused, {len(load.of('not_taken'))} not taken; "
-              f"exit {exited_after:.2f} s after SIGTERM")
+        print(
+            f"{worker_class}: {len(answered)} answered ({len(in_flight)} in flight at SIGTERM, {len(late)} taken "
+            f"after it), {len(load.of('refused'))} refused, {len(load.of('not_taken'))} not taken; "
+            f"exit {exited_after:.2f} s after SIGTERM"
+        )

@@ -14,8 +14,14 @@ import requests
 
 from auth_service.redis_client import REDIS_RETRIES, REDIS_TIMEOUT_SECONDS
 from tests.auth_service.conftest import PASSWORD
-from tests.faults.conftest import (assert_problem, auth_env, post_with_cookie, refresh_cookie_of, resource_env,
-                                   signup_and_login)
+from tests.faults.conftest import (
+    assert_problem,
+    auth_env,
+    post_with_cookie,
+    refresh_cookie_of,
+    resource_env,
+    signup_and_login,
+)
 from tests.support.backends import RedisServer
 
 # The documented bound (README, SECURITY.md): each Redis attempt times out, one retry, so about
@@ -46,8 +52,9 @@ def timed(call):
 
 def outage_calls(auth, login):
     return {
-        "login": lambda: requests.post(f"{auth.url}/api/auth/login", timeout=10,
-                                       json={"email": login.email, "password": PASSWORD}),
+        "login": lambda: requests.post(
+            f"{auth.url}/api/auth/login", timeout=10, json={"email": login.email, "password": PASSWORD}
+        ),
         "refresh": lambda: post_with_cookie(f"{auth.url}/api/auth/refresh", login.refresh_token),
         "logout": lambda: post_with_cookie(f"{auth.url}/api/auth/logout", login.refresh_token),
     }
@@ -63,7 +70,9 @@ def assert_auth_is_unavailable(auth, login) -> None:
         assert refresh_cookie_of(response) is None, f"{name} must not touch the cookie during an outage"
     # Two at once: one reuses the pooled connection, the other opens a new one.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for name, (response, elapsed) in zip(("login", "refresh"), pool.map(timed, [calls["login"], calls["refresh"]])):
+        for name, (response, elapsed) in zip(
+            ("login", "refresh"), pool.map(timed, [calls["login"], calls["refresh"]]), strict=True
+        ):
             assert_problem(response, 503, "unavailable")
             assert elapsed < MAX_OUTAGE_ANSWER_SECONDS, f"{name}, sent alongside another call, took {elapsed:.2f} s"
     ready, elapsed = timed(lambda: requests.get(f"{auth.url}/readyz", timeout=10))
@@ -77,8 +86,12 @@ def assert_resource_services_work(cluster, login) -> None:
     profile, board = cluster["profile"], cluster["board"]
     me = requests.get(f"{profile.url}/api/profiles/me", headers=login.bearer, timeout=10)
     assert me.status_code == 200, me.text
-    created = requests.post(f"{board.url}/api/boards", headers=login.bearer, timeout=10,
-                            json={"title": "during the outage", "content": "still posting"})
+    created = requests.post(
+        f"{board.url}/api/boards",
+        headers=login.bearer,
+        timeout=10,
+        json={"title": "during the outage", "content": "still posting"},
+    )
     assert created.status_code == 201, created.text
     listed = requests.get(f"{board.url}/api/boards", timeout=10)
     assert created.json()["id"] in [item["id"] for item in listed.json()["items"]]
@@ -108,8 +121,7 @@ def test_redis_frozen_auth_answers_503_fast_and_resource_services_keep_working(c
     # Once Redis resumes, auth works again. (Not the old refresh token: Redis may still run the
     # logout that was sent before the client gave up on it.)
     os.kill(cluster["redis"].process.pid, signal.SIGCONT)
-    again = requests.post(f"{auth.url}/api/auth/login", json={"email": login.email, "password": PASSWORD},
-                          timeout=10)
+    again = requests.post(f"{auth.url}/api/auth/login", json={"email": login.email, "password": PASSWORD}, timeout=10)
     assert again.status_code == 200, again.text
     assert requests.get(f"{auth.url}/readyz", timeout=10).status_code == 200
 
@@ -122,8 +134,9 @@ def test_redis_restarted_from_its_append_only_file_keeps_sessions_and_auth_recon
     refresh_token = refresh_cookie_of(renewed)
     # Auth holds pooled connections to the Redis that is about to go away.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        assert all(r.status_code == 200 for r in pool.map(
-            lambda _: requests.get(f"{auth.url}/readyz", timeout=10), range(4)))
+        assert all(
+            r.status_code == 200 for r in pool.map(lambda _: requests.get(f"{auth.url}/readyz", timeout=10), range(4))
+        )
 
     old_redis.stop()
     assert_problem(post_with_cookie(f"{auth.url}/api/auth/refresh", refresh_token), 503, "unavailable")
@@ -138,12 +151,15 @@ def test_redis_restarted_from_its_append_only_file_keeps_sessions_and_auth_recon
     assert next_token and next_token != refresh_token
     again = post_with_cookie(f"{auth.url}/api/auth/refresh", next_token)
     assert again.status_code == 200, again.text
-    me = requests.get(f"{cluster['profile'].url}/api/profiles/me", timeout=10,
-                      headers={"Authorization": f"Bearer {again.json()['access_token']}"})
+    me = requests.get(
+        f"{cluster['profile'].url}/api/profiles/me",
+        timeout=10,
+        headers={"Authorization": f"Bearer {again.json()['access_token']}"},
+    )
     assert me.status_code == 200
     with ThreadPoolExecutor(max_workers=2) as pool:  # every pooled connection, not just the first
-        assert all(r.status_code == 200 for r in pool.map(
-            lambda _: requests.get(f"{auth.url}/readyz", timeout=10), range(4)))
-    fresh = requests.post(f"{auth.url}/api/auth/login", json={"email": login.email, "password": PASSWORD},
-                          timeout=10)
+        assert all(
+            r.status_code == 200 for r in pool.map(lambda _: requests.get(f"{auth.url}/readyz", timeout=10), range(4))
+        )
+    fresh = requests.post(f"{auth.url}/api/auth/login", json={"email": login.email, "password": PASSWORD}, timeout=10)
     assert fresh.status_code == 200, fresh.text

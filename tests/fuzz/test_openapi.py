@@ -34,8 +34,9 @@ def _has_input(operation) -> bool:
 
 @pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
 @pytest.mark.parametrize("service", ["auth", "profile", "board"])
-def test_every_documented_operation_survives_generated_input(fuzz_stack: Stack, access_token: str, service: str,
-                                                             mode: schemathesis.GenerationMode):
+def test_every_documented_operation_survives_generated_input(
+    fuzz_stack: Stack, access_token: str, service: str, mode: schemathesis.GenerationMode
+):
     """Schema-valid input (positive) and schema-violating input (negative), for every operation."""
     operations = _operations(fuzz_stack, service)
     assert operations
@@ -44,11 +45,19 @@ def test_every_documented_operation_survives_generated_input(fuzz_stack: Stack, 
             continue
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def fuzz(case) -> None:
             # Requests go through the gateway, with a real token so protected routes are reached.
-            case.call_and_validate(base_url=fuzz_stack.url, headers={"Authorization": f"Bearer {access_token}"},
-                                   excluded_checks=EXCLUDED_CHECKS)
+            case.call_and_validate(
+                base_url=fuzz_stack.url,
+                headers={"Authorization": f"Bearer {access_token}"},
+                excluded_checks=EXCLUDED_CHECKS,
+            )
 
         fuzz()

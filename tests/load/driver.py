@@ -108,8 +108,11 @@ class LoadRun:
             elif choice < 0.65:
                 self.report.record("profile", http.get(f"{self.base}/api/profiles/me", headers=bearer), {200})
             else:
-                response = http.post(f"{self.base}/api/boards", headers=bearer,
-                                     json={"title": f"load {uuid.uuid4().hex[:6]}", "content": "x" * rng.randint(1, 2000)})
+                response = http.post(
+                    f"{self.base}/api/boards",
+                    headers=bearer,
+                    json={"title": f"load {uuid.uuid4().hex[:6]}", "content": "x" * rng.randint(1, 2000)},
+                )
                 self.report.record("post", response, {201})
                 if response.status_code == 201:
                     with user.lock:
@@ -122,8 +125,11 @@ class LoadRun:
                 started.result()
         deadline = time.monotonic() + self.seconds
         with ThreadPoolExecutor(max_workers=2 * len(self.users)) as pool:
-            tabs = [pool.submit(self._tab, user, deadline, i * 2 + tab)
-                    for i, user in enumerate(self.users) for tab in range(2)]
+            tabs = [
+                pool.submit(self._tab, user, deadline, i * 2 + tab)
+                for i, user in enumerate(self.users)
+                for tab in range(2)
+            ]
             for tab in tabs:
                 tab.result()
         return self.report
@@ -131,11 +137,13 @@ class LoadRun:
     def summary(self) -> str:
         posts = sum(len(u.posts) for u in self.users)
         refreshes = self.report.by_call["refresh"]
-        lines = [f"load: {len(self.users)} users × 2 tabs for {self.seconds:.0f} s",
-                 f"requests: {sum(self.report.statuses.values())} "
-                 f"({sum(self.report.statuses.values()) / self.seconds:.0f}/s), by call {dict(self.report.by_call)}",
-                 f"statuses: {dict(sorted(self.report.statuses.items()))}",
-                 f"posts acknowledged: {posts}, refreshes: {refreshes}, failures: {len(self.report.failures)}"]
+        lines = [
+            f"load: {len(self.users)} users × 2 tabs for {self.seconds:.0f} s",
+            f"requests: {sum(self.report.statuses.values())} "
+            f"({sum(self.report.statuses.values()) / self.seconds:.0f}/s), by call {dict(self.report.by_call)}",
+            f"statuses: {dict(sorted(self.report.statuses.items()))}",
+            f"posts acknowledged: {posts}, refreshes: {refreshes}, failures: {len(self.report.failures)}",
+        ]
         return "\n".join(lines)
 
 

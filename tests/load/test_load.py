@@ -26,8 +26,11 @@ def load_stack(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_load_keeps_every_promise(load_stack: Stack):
-    run = LoadRun(load_stack.url, users=int(os.environ.get("LOAD_USERS", "20")),
-                  seconds=float(os.environ.get("LOAD_SECONDS", "12")))
+    run = LoadRun(
+        load_stack.url,
+        users=int(os.environ.get("LOAD_USERS", "20")),
+        seconds=float(os.environ.get("LOAD_SECONDS", "12")),
+    )
     report = run.run()
     print("\n" + run.summary())
 
@@ -46,12 +49,14 @@ def test_load_keeps_every_promise(load_stack: Stack):
     # has passed the one before it is treated as theft rather than as a second live chain.
     time.sleep(GRACE + 0.5)
     for user in run.users:
-        newest = http.post(f"{load_stack.url}/api/auth/refresh",
-                           headers={"Cookie": f"refresh_token={user.refresh_token}"})
+        newest = http.post(
+            f"{load_stack.url}/api/auth/refresh", headers={"Cookie": f"refresh_token={user.refresh_token}"}
+        )
         assert newest.status_code == 200, user.email
         bearer = {"Authorization": f"Bearer {newest.json()['access_token']}"}
         assert len(http.get(f"{load_stack.url}/api/auth/sessions", headers=bearer).json()["sessions"]) == 1
         if len(user.refresh_tokens) > 1:
-            older = http.post(f"{load_stack.url}/api/auth/refresh",
-                              headers={"Cookie": f"refresh_token={user.refresh_tokens[-2]}"})
+            older = http.post(
+                f"{load_stack.url}/api/auth/refresh", headers={"Cookie": f"refresh_token={user.refresh_tokens[-2]}"}
+            )
             assert older.status_code == 401

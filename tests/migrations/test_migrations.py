@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from flask import Flask
-from sqlalchemy import Column, DateTime, Engine, Index, MetaData, String, Table, Text, inspect, insert, select
+from sqlalchemy import Column, DateTime, Engine, Index, MetaData, String, Table, Text, insert, inspect, select
 
 import auth_service
 import board_service
@@ -41,9 +41,9 @@ from profile_service.profiles import ProfileStore
 from profile_service.profiles import metadata as profile_metadata
 from shared.database import as_utc, create_database_engine
 from shared.migrations import MigrationHistory, downgrade, upgrade
+from shared.service_context import DatabaseServiceContext
 from tests.support.backends import postgres_database
 from tests.support.processes import REPO
-from shared.service_context import DatabaseServiceContext
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,16 @@ BOARDS = Table(
 
 def write_board_post(engine: Engine, n: int) -> Post:
     """Store post n in the boards table, as the board service did before revision 0002."""
-    now = datetime.now(timezone.utc)
-    post = Post(id=uuid.uuid4().hex, title=f"Notes {n}", content="On the engine", author_id="u-1",
-                author_name="Ada", created_at=now, updated_at=now)
+    now = datetime.now(UTC)
+    post = Post(
+        id=uuid.uuid4().hex,
+        title=f"Notes {n}",
+        content="On the engine",
+        author_id="u-1",
+        author_name="Ada",
+        created_at=now,
+        updated_at=now,
+    )
     with engine.begin() as connection:
         connection.execute(insert(BOARDS).values(**asdict(post)))
     return post
@@ -89,26 +96,37 @@ def read_board_posts(engine: Engine) -> list[Post]:
     """Return every post in the boards table, newest first."""
     with engine.connect() as connection:
         rows = connection.execute(select(BOARDS).order_by(BOARDS.c.created_at.desc(), BOARDS.c.id.desc())).all()
-    return [Post(**{**row._mapping, "created_at": as_utc(row.created_at), "updated_at": as_utc(row.updated_at)})
-            for row in rows]
+    return [
+        Post(**{**row._mapping, "created_at": as_utc(row.created_at), "updated_at": as_utc(row.updated_at)})
+        for row in rows
+    ]
 
 
 SERVICES = {
     "auth": Service(
-        AUTH_HISTORY, auth_metadata,
-        write=lambda engine, n: UserStore(engine).add(email=f"Ada{n}@Example.com", name="Ada",
-                                                       password_hash="$argon2id$x"),
-        read=lambda engine, user: UserStore(engine).find_by_email(user.email)),
+        AUTH_HISTORY,
+        auth_metadata,
+        write=lambda engine, n: UserStore(engine).add(
+            email=f"Ada{n}@Example.com", name="Ada", password_hash="$argon2id$x"
+        ),
+        read=lambda engine, user: UserStore(engine).find_by_email(user.email),
+    ),
     "profile": Service(
-        PROFILE_HISTORY, profile_metadata,
+        PROFILE_HISTORY,
+        profile_metadata,
         write=lambda engine, n: ProfileStore(engine).update(f"u-{n}", token_name="Ada", bio="Analyst"),
-        read=lambda engine, profile: ProfileStore(engine).find(profile.user_id)),
+        read=lambda engine, profile: ProfileStore(engine).find(profile.user_id),
+    ),
     "board": Service(
-        BOARD_HISTORY, board_metadata,
-        write=lambda engine, n: PostStore(engine).add(author_id="u-1", author_name="Ada", title=f"Notes {n}",
-                                                      content="On the engine"),
+        BOARD_HISTORY,
+        board_metadata,
+        write=lambda engine, n: PostStore(engine).add(
+            author_id="u-1", author_name="Ada", title=f"Notes {n}", content="On the engine"
+        ),
         read=lambda engine, post: PostStore(engine).get(post.id),
-        baseline_metadata=BOARD_BASELINE_METADATA, write_at_baseline=write_board_post),
+        baseline_metadata=BOARD_BASELINE_METADATA,
+        write_at_baseline=write_board_post,
+    ),
 }
 
 
@@ -227,13 +245,20 @@ def test_two_upgrades_at_once_migrate_once(postgres_engine: Engine, service: Ser
 
 def test_create_app_leaves_the_schema_to_the_migrations(database_url: str, engine: Engine, keys_dir: Path) -> None:
     apps: list[Flask] = [
-        auth_service.create_app(AuthConfig(database_url=database_url, app_env="test",
-                                           signing_key_path=keys_dir / "signing.pem",
-                                           jwks_path=keys_dir / "jwks.json")),
-        profile_service.create_app(ProfileConfig(database_url=database_url, app_env="test",
-                                                 jwks_path=keys_dir / "jwks.json")),
-        board_service.create_app(BoardConfig(database_url=database_url, app_env="test",
-                                             jwks_path=keys_dir / "jwks.json")),
+        auth_service.create_app(
+            AuthConfig(
+                database_url=database_url,
+                app_env="test",
+                signing_key_path=keys_dir / "signing.pem",
+                jwks_path=keys_dir / "jwks.json",
+            )
+        ),
+        profile_service.create_app(
+            ProfileConfig(database_url=database_url, app_env="test", jwks_path=keys_dir / "jwks.json")
+        ),
+        board_service.create_app(
+            BoardConfig(database_url=database_url, app_env="test", jwks_path=keys_dir / "jwks.json")
+        ),
     ]
     for app in apps:
         DatabaseServiceContext.of(app).engine.dispose()
@@ -255,8 +280,14 @@ def test_the_command_line_migrates_the_database_the_service_is_configured_with(n
     env = {**os.environ, f"{name.upper()}_DATABASE_URL": f"sqlite:///{tmp_path / 'service.db'}"}
 
     def db(*arguments: str) -> str:
-        result = subprocess.run([sys.executable, "-m", f"{name}_service", "db", *arguments], cwd=REPO, env=env,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", f"{name}_service", "db", *arguments],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout
 

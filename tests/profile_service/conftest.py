@@ -11,9 +11,9 @@ from flask.testing import FlaskClient
 
 from profile_service import create_app
 from profile_service.config import ProfileConfig
+from profile_service.context import ProfileContext
 from profile_service.migrations import HISTORY
 from tests.support.schemas import migrate
-from profile_service.context import ProfileContext
 
 
 @pytest.fixture
@@ -32,4 +32,3 @@ def app(config: ProfileConfig) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-

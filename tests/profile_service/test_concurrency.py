@@ -27,7 +27,8 @@ def row_count(database_url: str, user_id: str) -> int:
     try:
         with engine.connect() as connection:
             return connection.execute(
-                select(func.count()).select_from(profiles).where(profiles.c.user_id == user_id)).scalar_one()
+                select(func.count()).select_from(profiles).where(profiles.c.user_id == user_id)
+            ).scalar_one()
     finally:
         engine.dispose()
 
@@ -57,8 +58,7 @@ def test_concurrent_first_get_creates_one_profile(app: Flask, database_url: str,
     assert row_count(database_url, "racer") == 1
 
 
-def test_concurrent_first_patch_creates_one_profile(app: Flask, database_url: str,
-                                                    tokens: TokenFactory) -> None:
+def test_concurrent_first_patch_creates_one_profile(app: Flask, database_url: str, tokens: TokenFactory) -> None:
     headers = tokens.bearer(sub="patcher", name="Patcher")
 
     def patch(i: int) -> tuple[int, dict]:
@@ -74,17 +74,26 @@ def test_concurrent_first_patch_creates_one_profile(app: Flask, database_url: st
 
 @pytest.fixture
 def service(database_url: str, keys_dir: Path, tmp_path: Path) -> Iterator[ServiceProcess]:
-    process = ServiceProcess("profile_service", {
-        "PROFILE_DATABASE_URL": database_url, "JWKS_PATH": str(keys_dir / "jwks.json"), "APP_ENV": "test",
-    }, tmp_path, workers=2, threads=4)
+    process = ServiceProcess(
+        "profile_service",
+        {
+            "PROFILE_DATABASE_URL": database_url,
+            "JWKS_PATH": str(keys_dir / "jwks.json"),
+            "APP_ENV": "test",
+        },
+        tmp_path,
+        workers=2,
+        threads=4,
+    )
     try:
         yield process.start()
     finally:
         process.stop()
 
 
-def test_gunicorn_workers_racing_create_one_profile(service: ServiceProcess, database_url: str,
-                                                    tokens: TokenFactory) -> None:
+def test_gunicorn_workers_racing_create_one_profile(
+    service: ServiceProcess, database_url: str, tokens: TokenFactory
+) -> None:
     assert requests.get(f"{service.url}/readyz", timeout=5).status_code == 200, service.log()
     headers = {**tokens.bearer(sub="process-racer", name="Racer"), "Connection": "close"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 
 from profile_service import create_app
 from profile_service.config import ProfileConfig
-from tests.support.tokens import TokenFactory
 from profile_service.context import ProfileContext
+from tests.support.tokens import TokenFactory
 
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 PROBLEM = "application/problem+json"
@@ -31,6 +31,7 @@ def assert_problem(response, status: int, code: str) -> dict:
 
 # --- GET /api/profiles/me ---------------------------------------------------------------------
 
+
 def test_first_access_creates_the_profile_from_the_token(client: FlaskClient, tokens: TokenFactory) -> None:
     response = client.get("/api/profiles/me", headers=tokens.bearer(sub="user-1", name="Ada Lovelace"))
     assert response.status_code == 200
@@ -39,8 +40,8 @@ def test_first_access_creates_the_profile_from_the_token(client: FlaskClient, to
     assert list(body) == ["user_id", "name", "bio", "created_at", "updated_at"]
     assert (body["user_id"], body["name"], body["bio"]) == ("user-1", "Ada Lovelace", "")
     assert RFC3339_UTC.fullmatch(body["created_at"]) and body["created_at"] == body["updated_at"]
-    created = datetime.strptime(body["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 60
+    created = datetime.strptime(body["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - created).total_seconds()) < 60
 
 
 def test_second_access_returns_the_same_profile(client: FlaskClient, tokens: TokenFactory) -> None:
@@ -52,12 +53,14 @@ def test_second_access_returns_the_same_profile(client: FlaskClient, tokens: Tok
 
 # --- PATCH /api/profiles/me -------------------------------------------------------------------
 
+
 def test_patch_changes_name_and_bio(client: FlaskClient, tokens: TokenFactory) -> None:
     headers = tokens.bearer(sub="user-3", name="Old")
     created = client.get("/api/profiles/me", headers=headers).get_json()
     time.sleep(1.05)  # timestamps are to the second
-    response = client.patch("/api/profiles/me", headers=headers,
-                            json={"name": "  New Name  ", "bio": "Hello\nworld", "ignored": True})
+    response = client.patch(
+        "/api/profiles/me", headers=headers, json={"name": "  New Name  ", "bio": "Hello\nworld", "ignored": True}
+    )
     assert response.status_code == 200
     body = response.get_json()
     assert (body["name"], body["bio"]) == ("New Name", "Hello\nworld")
@@ -81,38 +84,39 @@ def test_patch_null_bio_clears_it(client: FlaskClient, tokens: TokenFactory) -> 
 
 
 def test_patch_before_any_get_creates_the_profile(client: FlaskClient, tokens: TokenFactory) -> None:
-    response = client.patch("/api/profiles/me", headers=tokens.bearer(sub="user-6", name="Token Name"),
-                            json={"bio": "new here"})
+    response = client.patch(
+        "/api/profiles/me", headers=tokens.bearer(sub="user-6", name="Token Name"), json={"bio": "new here"}
+    )
     assert response.status_code == 200
     body = response.get_json()
     assert (body["user_id"], body["name"], body["bio"]) == ("user-6", "Token Name", "new here")
 
 
 def test_patch_accepts_the_limits(client: FlaskClient, tokens: TokenFactory) -> None:
-    response = client.patch("/api/profiles/me", headers=tokens.bearer(),
-                            json={"name": "é" * 50, "bio": "ü" * 500})
+    response = client.patch("/api/profiles/me", headers=tokens.bearer(), json={"name": "é" * 50, "bio": "ü" * 500})
     assert response.status_code == 200
     assert (response.get_json()["name"], response.get_json()["bio"]) == ("é" * 50, "ü" * 500)
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"name": ""}, "name"),
-    ({"name": "   "}, "name"),
-    ({"name": "x" * 51}, "name"),
-    ({"name": None}, "name"),
-    ({"name": 42}, "name"),
-    ({"name": "two\nlines"}, "name"),
-    ({"bio": "x" * 501}, "bio"),
-    ({"bio": "nul\u0000byte"}, "bio"),
-    ({"bio": ["list"]}, "bio"),
-    ([], "body"),
-    ("a string", "body"),
-])
-def test_patch_rejects_invalid_fields(client: FlaskClient, tokens: TokenFactory, body: object,
-                                      field: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+        ({"name": "x" * 51}, "name"),
+        ({"name": None}, "name"),
+        ({"name": 42}, "name"),
+        ({"name": "two\nlines"}, "name"),
+        ({"bio": "x" * 501}, "bio"),
+        ({"bio": "nul\u0000byte"}, "bio"),
+        ({"bio": ["list"]}, "bio"),
+        ([], "body"),
+        ("a string", "body"),
+    ],
+)
+def test_patch_rejects_invalid_fields(client: FlaskClient, tokens: TokenFactory, body: object, field: str) -> None:
     headers = tokens.bearer(sub="user-7", name="Unchanged")
-    problem = assert_problem(client.patch("/api/profiles/me", headers=headers, json=body), 400,
-                             "validation_error")
+    problem = assert_problem(client.patch("/api/profiles/me", headers=headers, json=body), 400, "validation_error")
     assert [error["field"] for error in problem["errors"]] == [field]
     assert all(error["message"] for error in problem["errors"])
     profile = client.get("/api/profiles/me", headers=headers).get_json()
@@ -120,26 +124,28 @@ def test_patch_rejects_invalid_fields(client: FlaskClient, tokens: TokenFactory,
 
 
 def test_patch_reports_every_invalid_field(client: FlaskClient, tokens: TokenFactory) -> None:
-    problem = assert_problem(client.patch("/api/profiles/me", headers=tokens.bearer(),
-                                          json={"name": "", "bio": "x" * 501}), 400, "validation_error")
+    problem = assert_problem(
+        client.patch("/api/profiles/me", headers=tokens.bearer(), json={"name": "", "bio": "x" * 501}),
+        400,
+        "validation_error",
+    )
     assert sorted(error["field"] for error in problem["errors"]) == ["bio", "name"]
 
 
 @pytest.mark.parametrize("data", [b"{not json", b"", b'{"name": "a"', b'{"name": "\\ud800"}'])
 def test_patch_rejects_invalid_json(client: FlaskClient, tokens: TokenFactory, data: bytes) -> None:
-    response = client.patch("/api/profiles/me", headers=tokens.bearer(), data=data,
-                            content_type="application/json")
+    response = client.patch("/api/profiles/me", headers=tokens.bearer(), data=data, content_type="application/json")
     assert_problem(response, 400, "invalid_json")
 
 
 def test_patch_rejects_a_body_over_the_limit(client: FlaskClient, tokens: TokenFactory) -> None:
     data = b'{"bio": "' + b"x" * (1024 * 1024) + b'"}'
-    response = client.patch("/api/profiles/me", headers=tokens.bearer(), data=data,
-                            content_type="application/json")
+    response = client.patch("/api/profiles/me", headers=tokens.bearer(), data=data, content_type="application/json")
     assert_problem(response, 413, "payload_too_large")
 
 
 # --- GET /api/profiles/{user_id} ----------------------------------------------------------------
+
 
 def test_anyone_reads_another_users_profile(client: FlaskClient, tokens: TokenFactory) -> None:
     client.patch("/api/profiles/me", headers=tokens.bearer(sub="author-1", name="Author"), json={"bio": "hi"})
@@ -163,13 +169,15 @@ def test_a_profile_exists_only_after_its_first_access(client: FlaskClient, token
 
 # --- 401: the common rules of resource services --------------------------------------------------
 
+
 @pytest.mark.parametrize("method", ["get", "patch"])
 @pytest.mark.parametrize("authorization", [None, "Basic dXNlcjpwdw==", "Token abc"])
 def test_missing_token(client: FlaskClient, method: str, authorization: str | None) -> None:
     headers = {"Authorization": authorization} if authorization else {}
     # The PATCH body is invalid too: the token is checked before the body.
-    response = getattr(client, method)("/api/profiles/me", headers=headers, data=b"{bad json",
-                                       content_type="application/json")
+    response = getattr(client, method)(
+        "/api/profiles/me", headers=headers, data=b"{bad json", content_type="application/json"
+    )
     assert_problem(response, 401, "token_missing")
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
 
@@ -188,21 +196,26 @@ def _foreign_key_token(tokens: TokenFactory) -> str:
     return tokens.make(key=ec.generate_private_key(ec.SECP256R1()))
 
 
-@pytest.mark.parametrize("make", [
-    lambda tokens: "not-a-jwt",
-    lambda tokens: "a.b.c",
-    lambda tokens: tokens.make(aud="someone-else"),
-    lambda tokens: tokens.make(iss="https://evil.example"),
-    lambda tokens: tokens.make(headers={"typ": "JWT"}),
-    lambda tokens: tokens.make(headers={"kid": "unknown-kid"}),
-    lambda tokens: tokens.make(sid=None),
-    lambda tokens: tokens.make()[:-4] + "AAAA",
-    _foreign_key_token,
-], ids=["garbage", "segments", "audience", "issuer", "typ", "kid", "claims", "signature", "foreign-key"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda tokens: "not-a-jwt",
+        lambda tokens: "a.b.c",
+        lambda tokens: tokens.make(aud="someone-else"),
+        lambda tokens: tokens.make(iss="https://evil.example"),
+        lambda tokens: tokens.make(headers={"typ": "JWT"}),
+        lambda tokens: tokens.make(headers={"kid": "unknown-kid"}),
+        lambda tokens: tokens.make(sid=None),
+        lambda tokens: tokens.make()[:-4] + "AAAA",
+        _foreign_key_token,
+    ],
+    ids=["garbage", "segments", "audience", "issuer", "typ", "kid", "claims", "signature", "foreign-key"],
+)
 @pytest.mark.parametrize("method", ["get", "patch"])
 def test_invalid_token(client: FlaskClient, tokens: TokenFactory, make, method: str) -> None:
-    response = getattr(client, method)("/api/profiles/me", headers={"Authorization": f"Bearer {make(tokens)}"},
-                                       json={"bio": "x"})
+    response = getattr(client, method)(
+        "/api/profiles/me", headers={"Authorization": f"Bearer {make(tokens)}"}, json={"bio": "x"}
+    )
     assert_problem(response, 401, "invalid_token")
     assert response.headers["WWW-Authenticate"].startswith('Bearer realm="api", error="invalid_token"')
 
@@ -214,13 +227,17 @@ def test_a_rejected_token_creates_no_profile(client: FlaskClient, tokens: TokenF
 
 # --- conventions ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("delete", "/api/profiles/me"),
-    ("post", "/api/profiles/me"),
-    ("put", "/api/profiles/me"),
-    ("patch", "/api/profiles/someone"),
-    ("delete", "/api/profiles/someone"),
-])
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("delete", "/api/profiles/me"),
+        ("post", "/api/profiles/me"),
+        ("put", "/api/profiles/me"),
+        ("patch", "/api/profiles/someone"),
+        ("delete", "/api/profiles/someone"),
+    ],
+)
 def test_wrong_method(client: FlaskClient, method: str, path: str) -> None:
     response = getattr(client, method)(path)
     assert_problem(response, 405, "method_not_allowed")
@@ -233,8 +250,11 @@ def test_unknown_path(client: FlaskClient, path: str) -> None:
 
 
 def test_request_id_is_echoed_or_made(client: FlaskClient, tokens: TokenFactory) -> None:
-    for path, headers in (("/api/profiles/me", tokens.bearer()), ("/api/profiles/me", {}),
-                          ("/api/profiles/nobody", {})):
+    for path, headers in (
+        ("/api/profiles/me", tokens.bearer()),
+        ("/api/profiles/me", {}),
+        ("/api/profiles/nobody", {}),
+    ):
         echoed = client.get(path, headers={**headers, "X-Request-ID": "req-123.abc"})
         assert echoed.headers["X-Request-ID"] == "req-123.abc"
         made = client.get(path, headers={**headers, "X-Request-ID": "bad id\twith spaces"})
@@ -249,8 +269,7 @@ def test_health_and_readiness(client: FlaskClient) -> None:
 
 
 def test_not_ready_without_public_keys(database_url: str, tmp_path: Path) -> None:
-    app = create_app(ProfileConfig(database_url=database_url, jwks_path=tmp_path / "missing.json",
-                                   app_env="test"))
+    app = create_app(ProfileConfig(database_url=database_url, jwks_path=tmp_path / "missing.json", app_env="test"))
     try:
         problem = assert_problem(app.test_client().get("/readyz"), 503, "unavailable")
         assert problem["checks"] == {"keys": "no public keys"}

@@ -26,11 +26,21 @@ def test_bio_keeps_inner_line_breaks_and_tabs() -> None:
     assert ProfileUpdate.model_validate_json(b'{"bio": "a\\n\\tb\\r\\nc"}').bio == "a\n\tb\r\nc"
 
 
-@pytest.mark.parametrize("body", [
-    b'{"name": null}', b'{"name": ""}', b'{"name": "   "}', b'{"name": "' + b"x" * 51 + b'"}',
-    b'{"name": 5}', b'{"name": "a\\nb"}', b'{"name": "a\\u0000"}',
-    b'{"bio": "' + b"x" * 501 + b'"}', b'{"bio": "a\\u0000b"}', b'{"bio": 1}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": null}',
+        b'{"name": ""}',
+        b'{"name": "   "}',
+        b'{"name": "' + b"x" * 51 + b'"}',
+        b'{"name": 5}',
+        b'{"name": "a\\nb"}',
+        b'{"name": "a\\u0000"}',
+        b'{"bio": "' + b"x" * 501 + b'"}',
+        b'{"bio": "a\\u0000b"}',
+        b'{"bio": 1}',
+    ],
+)
 def test_invalid_fields_are_rejected(body: bytes) -> None:
     with pytest.raises(ValidationError):
         ProfileUpdate.model_validate_json(body)

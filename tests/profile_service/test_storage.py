@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 
@@ -27,7 +27,7 @@ def test_timestamps_come_back_in_utc(store: ProfileStore) -> None:
     found = store.find("u1")
     assert found == created
     assert found is not None and found.created_at.tzinfo is not None
-    assert found.created_at.utcoffset() == timezone.utc.utcoffset(None)
+    assert found.created_at.utcoffset() == UTC.utcoffset(None)
 
 
 def test_find_or_create_keeps_the_first_name(store: ProfileStore) -> None:

@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 
 from auth_service.config import AuthConfig
 from shared.app_wiring import create_service_app
-from tests.support.contexts import bare_context
-from shared.config import ConfigError, ServiceConfig
+from shared.config import ConfigError
 from shared.openapi import operation
+from tests.support.contexts import bare_context
 
 
 class Echo(BaseModel):
@@ -28,9 +28,12 @@ def app():
     def broken_check():
         raise RuntimeError("boom")
 
-    app = create_service_app("wiring_test", bare_context(),
-                             readiness_checks={"ok": lambda: None, "broken": broken_check},
-                             unavailable_errors=(ConnectionError,))
+    app = create_service_app(
+        "wiring_test",
+        bare_context(),
+        readiness_checks={"ok": lambda: None, "broken": broken_check},
+        unavailable_errors=(ConnectionError,),
+    )
 
     @app.post("/echo")
     @operation("Echo", body=Echo, responses={201: Echo})

@@ -57,8 +57,7 @@ CASES = (
 )
 
 
-@pytest.mark.parametrize(("config", "variable", "value"), CASES,
-                         ids=[f"{c.__name__}-{n}={v!r}" for c, n, v in CASES])
+@pytest.mark.parametrize(("config", "variable", "value"), CASES, ids=[f"{c.__name__}-{n}={v!r}" for c, n, v in CASES])
 def test_a_bad_value_is_refused_naming_the_variable(monkeypatch, config: type[ServiceConfig], variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError) as refused:
@@ -71,8 +70,10 @@ def test_the_defaults_are_valid(monkeypatch):
         assert config.from_env()
 
 
-@pytest.mark.parametrize(("variable", "value"), [("WEB_CONCURRENCY", "two"), ("WEB_CONCURRENCY", "0"),
-                                                 ("GUNICORN_THREADS", "four"), ("GUNICORN_THREADS", "-1")])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("WEB_CONCURRENCY", "two"), ("WEB_CONCURRENCY", "0"), ("GUNICORN_THREADS", "four"), ("GUNICORN_THREADS", "-1")],
+)
 def test_gunicorn_settings_refuse_a_bad_value_naming_the_variable(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValueError, match=variable):
@@ -81,8 +82,12 @@ def test_gunicorn_settings_refuse_a_bad_value_naming_the_variable(monkeypatch, v
 
 def test_a_service_with_a_bad_value_exits_naming_it(tmp_path: Path, keys_dir: Path):
     """End to end under gunicorn: the JWKS_URL that used to start and answer 200 now stops the start."""
-    env = {"APP_ENV": "test", "JWKS_PATH": str(keys_dir / "jwks.json"), "JWKS_URL": "garbage",
-           "PROFILE_DATABASE_URL": f"sqlite:///{tmp_path}/profile.db"}
+    env = {
+        "APP_ENV": "test",
+        "JWKS_PATH": str(keys_dir / "jwks.json"),
+        "JWKS_URL": "garbage",
+        "PROFILE_DATABASE_URL": f"sqlite:///{tmp_path}/profile.db",
+    }
     service = ServiceProcess("profile_service", env, tmp_path, workers=1)
     try:
         with pytest.raises(RuntimeError) as refused:
@@ -102,8 +107,14 @@ def test_a_missing_signing_key_is_refused_naming_the_variable(tmp_path: Path):
 @pytest.mark.parametrize("variable", ["GATEWAY_PORT", "AUTH_PORT", "PROFILE_PORT", "BOARD_PORT", "REDIS_PORT"])
 def test_make_run_refuses_a_bad_port_naming_the_variable(tmp_path: Path, variable: str):
     env = {**os.environ, "VAR_DIR": str(tmp_path), variable: "99999"}
-    finished = subprocess.run([sys.executable, str(REPO / "scripts" / "run_stack.py")], env=env, cwd=REPO,
-                              capture_output=True, text=True, timeout=60)
+    finished = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "run_stack.py")],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert finished.returncode != 0
     assert variable in finished.stderr
 
@@ -113,10 +124,17 @@ def test_the_defaults_are_the_ones_readme_documents(monkeypatch):
         monkeypatch.delenv(variable, raising=False)
     auth = AuthConfig()
     assert (auth.access_token_ttl, auth.refresh_token_ttl, auth.refresh_reuse_grace, auth.jwt_leeway) == (
-        3600, 1209600, 10, 5)
+        3600,
+        1209600,
+        10,
+        5,
+    )
     assert (auth.login_max_failures, auth.login_failure_window) == (10, 900)
     assert (auth.login_account_max_failures, auth.login_device_cookie_ttl, auth.max_sessions_per_user) == (
-        100, 31536000, 50)
+        100,
+        31536000,
+        50,
+    )
     assert (auth.trusted_proxy_hops, auth.trusted_proxy_addresses) == (0, "")
     assert (auth.argon2_time_cost, auth.argon2_memory_cost, auth.argon2_parallelism) == (3, 65536, 4)
     assert auth.gateway_port == 8080 and auth.jwks_refetch_cooldown == 30

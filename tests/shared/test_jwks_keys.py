@@ -25,7 +25,7 @@ class JwksStub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 stub.requests += 1
                 if not stub.up:
                     self.send_error(503)

@@ -26,8 +26,14 @@ VALID = {
     PostCreate: {"title": "A title", "content": "Some content"},
     PostUpdate: {"title": "A title", "content": "Some content"},
 }
-SINGLE_LINE_FIELDS = [(SignupRequest, "name"), (SignupRequest, "email"), (LoginRequest, "email"),
-                      (ProfileUpdate, "name"), (PostCreate, "title"), (PostUpdate, "title")]
+SINGLE_LINE_FIELDS = [
+    (SignupRequest, "name"),
+    (SignupRequest, "email"),
+    (LoginRequest, "email"),
+    (ProfileUpdate, "name"),
+    (PostCreate, "title"),
+    (PostUpdate, "title"),
+]
 MULTI_LINE_FIELDS = [(ProfileUpdate, "bio"), (PostCreate, "content"), (PostUpdate, "content")]
 
 
@@ -61,8 +67,11 @@ def test_multi_line_fields_refuse_c0_and_c1_but_keep_lines_and_bidi(model, field
         assert _refused(model, _with(model, field, character)) == [], repr(character)
 
 
-@pytest.mark.parametrize(("model", "field"), [(m, f) for m, f in SINGLE_LINE_FIELDS + MULTI_LINE_FIELDS if f != "email"],
-                         ids=lambda x: getattr(x, "__name__", x))
+@pytest.mark.parametrize(
+    ("model", "field"),
+    [(m, f) for m, f in SINGLE_LINE_FIELDS + MULTI_LINE_FIELDS if f != "email"],
+    ids=lambda x: getattr(x, "__name__", x),
+)
 def test_the_json_schema_pattern_says_the_same(model, field):
     """Clients and fuzzers read the rule from /openapi.json; it must match what the code refuses."""
     schema = model.model_json_schema()["properties"][field]

@@ -6,8 +6,8 @@ import pytest
 from flask import jsonify, request
 
 from shared.app_wiring import create_service_app
-from tests.support.contexts import bare_context
 from shared.config import ConfigError, ServiceConfig
+from tests.support.contexts import bare_context
 
 
 def _app(**settings):
@@ -25,14 +25,17 @@ def _address(client, peer: str, forwarded: str | None) -> str:
     return client.get("/whoami", headers=headers, environ_base={"REMOTE_ADDR": peer}).json["address"]
 
 
-@pytest.mark.parametrize(("peer", "forwarded", "seen"), [
-    ("127.0.0.2", "198.51.100.7", "198.51.100.7"),          # the gateway tells the client's address
-    ("127.0.0.2", "6.6.6.6, 198.51.100.7", "198.51.100.7"),  # one hop: only the entry it appended
-    ("127.0.0.1", "198.51.100.7", "127.0.0.1"),             # a direct caller cannot forge it
-    ("10.1.2.3", "198.51.100.7", "10.1.2.3"),
-    ("127.0.0.2", None, "127.0.0.2"),
-    ("::1", "198.51.100.7", "::1"),
-])
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "seen"),
+    [
+        ("127.0.0.2", "198.51.100.7", "198.51.100.7"),  # the gateway tells the client's address
+        ("127.0.0.2", "6.6.6.6, 198.51.100.7", "198.51.100.7"),  # one hop: only the entry it appended
+        ("127.0.0.1", "198.51.100.7", "127.0.0.1"),  # a direct caller cannot forge it
+        ("10.1.2.3", "198.51.100.7", "10.1.2.3"),
+        ("127.0.0.2", None, "127.0.0.2"),
+        ("::1", "198.51.100.7", "::1"),
+    ],
+)
 def test_forwarded_for_is_believed_only_from_a_trusted_proxy(peer, forwarded, seen):
     client = _app(trusted_proxy_hops=1, trusted_proxy_addresses="127.0.0.2")
     assert _address(client, peer, forwarded) == seen

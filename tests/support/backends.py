@@ -8,9 +8,9 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import psycopg
 import redis
@@ -70,7 +70,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         """Start redis-server; the first start moves to another port when this one was taken meanwhile."""
         first_start = self.process is None
         for _ in range(START_ATTEMPTS):
@@ -82,15 +82,27 @@ class RedisServer:
                 self.port = free_port()
         raise RuntimeError(f"redis-server found {START_ATTEMPTS} ports taken")
 
-    def _start_on_port(self) -> "RedisServer":
+    def _start_on_port(self) -> RedisServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.directory.mkdir(parents=True, exist_ok=True)
         log_path = self.directory / f"redis-{self.port}.log"
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.directory)],
-                stdout=log, stderr=subprocess.STDOUT,
+                [
+                    binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes" if self.appendonly else "no",
+                    "--dir",
+                    str(self.directory),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10

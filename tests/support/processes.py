@@ -17,15 +17,26 @@ from tests.support.backends import listening_ports
 REPO = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 # The worker classes gunicorn.conf.py names, so gunicorn's own errors are problem documents here too.
-PROBLEM_WORKERS = {"sync": "shared.gunicorn_errors.SyncProblemWorker",
-                   "gthread": "shared.gunicorn_errors.ThreadProblemWorker"}
+PROBLEM_WORKERS = {
+    "sync": "shared.gunicorn_errors.SyncProblemWorker",
+    "gthread": "shared.gunicorn_errors.ThreadProblemWorker",
+}
 
 
 class ServiceProcess:
     """`gunicorn '<package>:create_app()'` with the given environment; stopped with SIGTERM."""
 
-    def __init__(self, package: str, env: dict[str, str], log_dir: Path, *, workers: int = 2,
-                 threads: int = 1, worker_class: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        package: str,
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        workers: int = 2,
+        threads: int = 1,
+        worker_class: str | None = None,
+        port: int | None = None,
+    ) -> None:
         self.package = package
         self.env = env
         self.workers = workers
@@ -42,19 +53,39 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20) -> "ServiceProcess":
+    def start(self, timeout: float = 20) -> ServiceProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
         log = self.log_path.open("ab")
         # As `make run` and compose do: the schema comes from the migrations, never from the app.
-        migrated = subprocess.run([sys.executable, "-m", self.package, "db", "upgrade"], cwd=REPO, env=env,
-                                  stdout=log, stderr=subprocess.STDOUT, timeout=60)
+        migrated = subprocess.run(
+            [sys.executable, "-m", self.package, "db", "upgrade"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+        )
         if migrated.returncode != 0:
             raise RuntimeError(f"{self.package} db upgrade failed:\n{self.log()}")
         self.process = subprocess.Popen(
-            [str(GUNICORN), "--workers", str(self.workers), "--threads", str(self.threads),
-             "--worker-class", self.worker_class, "--bind", f"127.0.0.1:{self.port or 0}",
-             "--graceful-timeout", "5", f"{self.package}:create_app()"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(GUNICORN),
+                "--workers",
+                str(self.workers),
+                "--threads",
+                str(self.threads),
+                "--worker-class",
+                self.worker_class,
+                "--bind",
+                f"127.0.0.1:{self.port or 0}",
+                "--graceful-timeout",
+                "5",
+                f"{self.package}:create_app()",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -25,7 +25,9 @@ class Stack:
             "VAR_DIR": str(var_dir),
             **{f"{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
             # Cheap password hashing keeps the suite quick; the parameters are covered elsewhere.
-            "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "1024", "ARGON2_PARALLELISM": "1",
+            "ARGON2_TIME_COST": "1",
+            "ARGON2_MEMORY_COST": "1024",
+            "ARGON2_PARALLELISM": "1",
             "WEB_CONCURRENCY": "2",
             **env,
         }
@@ -39,7 +41,7 @@ class Stack:
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
-    def start(self, timeout: float = 60) -> "Stack":
+    def start(self, timeout: float = 60) -> Stack:
         """Start the stack; when a component found its port taken meanwhile, start again on new ports."""
         for _ in range(START_ATTEMPTS):
             try:
@@ -49,12 +51,17 @@ class Stack:
                 self.env.update({f"{name.upper()}_PORT": str(port) for name, port in self.ports.items()})
         raise RuntimeError(f"the stack found taken ports {START_ATTEMPTS} times:\n{self.log()}")
 
-    def _start_on_ports(self, timeout: float) -> "Stack":
+    def _start_on_ports(self, timeout: float) -> Stack:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         logged_before = len(self.log())
         self.process = subprocess.Popen(
-            [str(REPO / "scripts" / "run.sh")], cwd=REPO, env=self.env, start_new_session=True,
-            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [str(REPO / "scripts" / "run.sh")],
+            cwd=REPO,
+            env=self.env,
+            start_new_session=True,
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -108,19 +115,23 @@ class GatewayProcess:
         from scripts.run_stack import GATEWAY_SOURCE_ADDRESS, main_nginx_config, render_gateway_config
 
         server_config = self.prefix / "gateway.conf"
-        server_config.write_text(render_gateway_config({
-            "GATEWAY_PORT": str(self.port),
-            **{f"{name.upper()}_UPSTREAM": f"127.0.0.1:{port}" for name, port in self.upstreams.items()},
-            "WEB_ROOT": str(REPO / "gateway" / "web"),
-            "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
-        }))
+        server_config.write_text(
+            render_gateway_config(
+                {
+                    "GATEWAY_PORT": str(self.port),
+                    **{f"{name.upper()}_UPSTREAM": f"127.0.0.1:{port}" for name, port in self.upstreams.items()},
+                    "WEB_ROOT": str(REPO / "gateway" / "web"),
+                    "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
+                }
+            )
+        )
         self.config.write_text(main_nginx_config(self.var_dir, server_config))
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "GatewayProcess":
+    def start(self) -> GatewayProcess:
         """Start nginx; the first start moves to another port when this one was taken meanwhile."""
         first_start = self.process is None
         for _ in range(START_ATTEMPTS):
@@ -132,13 +143,14 @@ class GatewayProcess:
                 self.port = free_port()
         raise RuntimeError(f"nginx found {START_ATTEMPTS} ports taken")
 
-    def _start_on_port(self) -> "GatewayProcess":
+    def _start_on_port(self) -> GatewayProcess:
         self._write_config()
         errors = self.prefix / "nginx-stderr.log"
         with errors.open("wb") as stderr:
             self.process = subprocess.Popen(
                 ["nginx", "-c", str(self.config), "-p", str(self.prefix), "-g", "daemon off;"],
-                stdout=subprocess.DEVNULL, stderr=stderr,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
             )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

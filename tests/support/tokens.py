@@ -23,17 +23,26 @@ class TokenFactory:
 
     def claims(self, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "u-" + secrets.token_hex(8), "exp": now + 600,
-                  "iat": now, "jti": secrets.token_urlsafe(8), "sid": secrets.token_hex(16),
-                  "name": "Test User"}
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "u-" + secrets.token_hex(8),
+            "exp": now + 600,
+            "iat": now,
+            "jti": secrets.token_urlsafe(8),
+            "sid": secrets.token_hex(16),
+            "name": "Test User",
+        }
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 
-    def make(self, *, headers: dict[str, Any] | None = None, key: Any = None, algorithm: str | None = None,
-             **claims: Any) -> str:
+    def make(
+        self, *, headers: dict[str, Any] | None = None, key: Any = None, algorithm: str | None = None, **claims: Any
+    ) -> str:
         header = {"typ": "at+jwt", "kid": self.kid, **(headers or {})}
-        return jwt.encode(self.claims(**claims), key or self.private_key, algorithm=algorithm or self.algorithm,
-                          headers=header)
+        return jwt.encode(
+            self.claims(**claims), key or self.private_key, algorithm=algorithm or self.algorithm, headers=header
+        )
 
     def bearer(self, **claims: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.make(**claims)}"}

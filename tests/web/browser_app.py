@@ -63,7 +63,7 @@ class Traffic:
     _by_request: dict[int, Exchange] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def attach(self, context: BrowserContext) -> "Traffic":
+    def attach(self, context: BrowserContext) -> Traffic:
         context.on("request", self._on_request)
         context.on("response", self._on_response)
         context.on("requestfinished", self._on_done)
@@ -129,12 +129,12 @@ class WebApp:
     def posts(self) -> Locator:
         return self.page.locator("article.post")
 
-    def open(self, path: str = "/#/board") -> "WebApp":
+    def open(self, path: str = "/#/board") -> WebApp:
         self.page.goto(path)
         expect(self.page.locator("#token-status")).not_to_have_text("restoring")
         return self
 
-    def log_in(self, email: str, password: str = PASSWORD) -> "WebApp":
+    def log_in(self, email: str, password: str = PASSWORD) -> WebApp:
         self.page.locator("#account").get_by_role("link", name="Log in").click()
         form = self.page.locator("form")
         form.get_by_label("Email").fill(email)
@@ -181,5 +181,9 @@ class WebApp:
 
     def log_entries(self) -> list[tuple[str, int]]:
         """The panel's log, newest first: (text, how many times in a row it happened)."""
-        return [(text, int(count)) for text, count in self.log.locator("li").evaluate_all(
-            "items => items.map((li) => [li.dataset.text, li.dataset.count])")]
+        return [
+            (text, int(count))
+            for text, count in self.log.locator("li").evaluate_all(
+                "items => items.map((li) => [li.dataset.text, li.dataset.count])"
+            )
+        ]

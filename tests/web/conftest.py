@@ -20,8 +20,14 @@ from tests.web.browser_app import Traffic, WebApp
 
 ACCESS_TOKEN_TTL = 3
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")  # Debian's; never Playwright's download
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = REPO / "var" / "test-artifacts" / "web"
 
 expect.set_options(timeout=10_000)
@@ -36,8 +42,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(tmp_path_factory.mktemp("web-stack"), ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL), JWT_LEEWAY="0",
-                    REFRESH_REUSE_GRACE="0").start()
+    running = Stack(
+        tmp_path_factory.mktemp("web-stack"),
+        ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL),
+        JWT_LEEWAY="0",
+        REFRESH_REUSE_GRACE="0",
+    ).start()
     yield running
     running.stop()
 

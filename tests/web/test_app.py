@@ -69,8 +69,9 @@ def test_pages_for_signed_in_people_ask_to_log_in_first(stack, app):
 
 def test_write_edit_and_delete_own_posts_but_not_others(stack, app):
     other = api_session(stack.url, sign_up_by_api(stack.url, "Other"))
-    other.post(f"{stack.url}/api/boards",
-               json={"title": "Someone else's post", "content": "Hands off."}).raise_for_status()
+    other.post(
+        f"{stack.url}/api/boards", json={"title": "Someone else's post", "content": "Hands off."}
+    ).raise_for_status()
     app.log_in(sign_up_by_api(stack.url, "Mine"))
 
     post = app.write_post("First draft", "Typo here.")
@@ -177,8 +178,11 @@ def test_user_content_is_shown_as_text_and_runs_nothing(stack, app, traffic):
 def test_screenshots_of_the_board_and_the_token_panel(stack, app, artifacts):
     email = sign_up_by_api(stack.url, "Margaret")
     app.log_in(email)
-    app.write_post("Silent refresh, visibly", "Watch the panel: the countdown runs out, the next call refreshes "
-                   "the token with the cookie and retries, and nobody is asked to log in again.")
+    app.write_post(
+        "Silent refresh, visibly",
+        "Watch the panel: the countdown runs out, the next call refreshes "
+        "the token with the cookie and retries, and nobody is asked to log in again.",
+    )
     app.wait_until_expired()
     app.write_post("Written after the token expired", "This post needed a refresh first; see the log on the right.")
     app.page.evaluate("window.scrollTo(0, 0)")

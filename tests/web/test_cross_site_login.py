@@ -27,10 +27,16 @@ def _attack_page(gateway: str, email: str) -> str:
 
 def test_a_cross_site_form_cannot_log_the_browser_into_another_account(stack, context, base_url):
     email = f"attacker-{uuid.uuid4().hex[:8]}@example.com"
-    assert requests.post(f"{stack.url}/api/auth/signup",
-                         json={"email": email, "password": PASSWORD, "name": "Mallory"}).status_code == 201
-    context.route(f"{ATTACKER_ORIGIN}/**", lambda route: route.fulfill(
-        status=200, content_type="text/html", body=_attack_page(base_url, email)))
+    assert (
+        requests.post(
+            f"{stack.url}/api/auth/signup", json={"email": email, "password": PASSWORD, "name": "Mallory"}
+        ).status_code
+        == 201
+    )
+    context.route(
+        f"{ATTACKER_ORIGIN}/**",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=_attack_page(base_url, email)),
+    )
     page = context.new_page()
     with page.expect_response(f"{base_url}/api/auth/login") as answer:
         page.goto(f"{ATTACKER_ORIGIN}/win-a-prize")

@@ -73,9 +73,16 @@ def test_calls_failing_together_share_one_refresh(stack, app, traffic):
     retried = [(text, count) for text, count in app.log_entries() if text.startswith("access token expired")]
     assert sum(count for _, count in retried) == 10
     assert [text for text, _ in retried].count(
-        "access token expired → refreshed silently → retried GET /api/profiles/me ✓") == 1, retried
-    assert all(re.fullmatch(r"access token expired → (refreshed silently|joined the refresh in flight|already "
-                            r"refreshed) → retried GET /api/profiles/me ✓", text) for text, _ in retried), retried
+        "access token expired → refreshed silently → retried GET /api/profiles/me ✓"
+    ) == 1, retried
+    assert all(
+        re.fullmatch(
+            r"access token expired → (refreshed silently|joined the refresh in flight|already "
+            r"refreshed) → retried GET /api/profiles/me ✓",
+            text,
+        )
+        for text, _ in retried
+    ), retried
 
 
 def test_two_tabs_past_expiry_acting_at_once_never_burn_each_others_refresh_token(stack, app, new_tab, traffic):
@@ -115,14 +122,17 @@ def test_a_tab_that_waited_for_the_lock_uses_the_token_another_tab_got(stack, ap
     second.wait_until_expired()
     traffic.reset()
     held = []
-    first.page.route(f"**{REFRESH_PATH}", lambda route: held.append(route))
+    first.page.route(f"**{REFRESH_PATH}", held.append)
 
     first.fire_burst()
     expect(first.page.locator("#token-status")).to_have_text("refreshing…")
     second.fire_burst()
     wait_until(lambda: held, first.page, "the first tab's refresh is held")
-    wait_until(lambda: second.page.evaluate("navigator.locks.query().then((s) => s.pending.length)"),
-               second.page, "the second tab queues on the lock")
+    wait_until(
+        lambda: second.page.evaluate("navigator.locks.query().then((s) => s.pending.length)"),
+        second.page,
+        "the second tab queues on the lock",
+    )
     held[0].continue_()
 
     first.expect_log("10 calls at once → 10 ✓ · 1 refresh by this tab")

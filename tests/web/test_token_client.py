@@ -67,7 +67,9 @@ def run(page: Page, scenario: str):
 
 
 def test_a_second_401_is_final_so_there_is_no_refresh_loop(page):
-    result = run(page, """async ({ client, server }) => {
+    result = run(
+        page,
+        """async ({ client, server }) => {
         await client.login({ email: "u@example.com", password: "pw" });
         const expired = () => server.problem(401, "token_expired");
         server.api.push(expired, expired, expired);
@@ -77,7 +79,8 @@ def test_a_second_401_is_final_so_there_is_no_refresh_loop(page):
         return { status: response.status, refreshes: server.refreshes, bodies: calls.map((c) => c.body),
                  tokensDiffer: calls[0].auth !== calls[1].auth, state: client.getSnapshot().status,
                  log: client.getLog().map((e) => e.text) };
-    }""")
+    }""",
+    )
     assert result["status"] == 401 and result["refreshes"] == 1
     assert result["bodies"] == ['{"title":"t"}'] * 2, "the body is sent again, unchanged"
     assert result["tokensDiffer"], "the retry carries the new token"
@@ -85,67 +88,92 @@ def test_a_second_401_is_final_so_there_is_no_refresh_loop(page):
     assert "access token expired → refreshed silently → retried POST /api/boards ✗ 401" in result["log"]
 
 
-@pytest.mark.parametrize("status,code", [(401, "token_missing"), (401, "invalid_credentials"), (403, "forbidden"),
-                                         (404, "not_found"), (500, "internal_error")])
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (401, "token_missing"),
+        (401, "invalid_credentials"),
+        (403, "forbidden"),
+        (404, "not_found"),
+        (500, "internal_error"),
+    ],
+)
 def test_other_answers_are_final(page, status, code):
-    result = run(page, f"""async ({{ client, server }}) => {{
+    result = run(
+        page,
+        f"""async ({{ client, server }}) => {{
         await client.login({{ email: "u@example.com", password: "pw" }});
         server.api.push(() => server.problem({status}, "{code}"));
         const response = await client.fetch("/api/profiles/me");
         return {{ status: response.status, refreshes: server.refreshes,
                   calls: server.calls_to("/api/profiles/me").length }};
-    }}""")
+    }}""",
+    )
     assert result == {"status": status, "refreshes": 0, "calls": 1}
 
 
 def test_invalid_token_for_the_token_it_holds_refreshes_once(page):
-    result = run(page, """async ({ client, server }) => {
+    result = run(
+        page,
+        """async ({ client, server }) => {
         await client.login({ email: "u@example.com", password: "pw" });
         server.api.push(() => server.problem(401, "invalid_token"));
         const response = await client.fetch("/api/auth/sessions");
         return { status: response.status, refreshes: server.refreshes, log: client.getLog().map((e) => e.text) };
-    }""")
+    }""",
+    )
     assert result["status"] == 200 and result["refreshes"] == 1
     assert "access token rejected → refreshed silently → retried GET /api/auth/sessions ✓" in result["log"]
 
 
 def test_a_callers_own_authorization_header_is_left_alone(page):
-    result = run(page, """async ({ client, server }) => {
+    result = run(
+        page,
+        """async ({ client, server }) => {
         await client.login({ email: "u@example.com", password: "pw" });
         server.api.push(() => server.problem(401, "token_expired"));
         const response = await client.fetch("/api/profiles/me", { headers: { Authorization: "Bearer someone-elses" } });
         return { status: response.status, refreshes: server.refreshes,
                  auth: server.calls_to("/api/profiles/me").map((c) => c.auth) };
-    }""")
+    }""",
+    )
     assert result == {"status": 401, "refreshes": 0, "auth": ["Bearer someone-elses"]}
 
 
 def test_a_request_object_is_replayed_with_its_body(page):
-    result = run(page, """async ({ client, server }) => {
+    result = run(
+        page,
+        """async ({ client, server }) => {
         await client.login({ email: "u@example.com", password: "pw" });
         server.api.push(() => server.problem(401, "token_expired"));
         const request = new Request("/api/boards", { method: "POST", body: "payload",
                                                      headers: { "X-Custom": "kept" } });
         const response = await client.fetch(request);
         return { status: response.status, calls: server.calls_to("/api/boards").map((c) => [c.method, c.body]) };
-    }""")
+    }""",
+    )
     assert result == {"status": 200, "calls": [["POST", "payload"], ["POST", "payload"]]}
 
 
 def test_calls_failing_together_share_one_refresh(page):
-    result = run(page, """async ({ client, server }) => {
+    result = run(
+        page,
+        """async ({ client, server }) => {
         await client.login({ email: "u@example.com", password: "pw" });
         for (let i = 0; i < 5; i++) server.api.push(() => server.problem(401, "token_expired"));
         const answers = await Promise.all(Array.from({ length: 5 }, () => client.fetch("/api/profiles/me")));
         const retries = server.calls_to("/api/profiles/me").slice(5).map((c) => c.auth);
         return { statuses: answers.map((r) => r.status), refreshes: server.refreshes,
                  oneToken: new Set(retries).size === 1 && retries[0] === `Bearer ${client.getAccessToken()}` };
-    }""")
+    }""",
+    )
     assert result == {"statuses": [200] * 5, "refreshes": 1, "oneToken": True}
 
 
 def test_a_rejected_refresh_token_logs_out_and_returns_the_original_answer(page):
-    result = run(page, """async ({ client, server }) => {
+    result = run(
+        page,
+        """async ({ client, server }) => {
         await client.login({ email: "u@example.com", password: "pw" });
         server.refreshAnswer = () => server.problem(401, "invalid_refresh_token");
         server.api.push(() => server.problem(401, "token_expired"));
@@ -157,7 +185,8 @@ def test_a_rejected_refresh_token_logs_out_and_returns_the_original_answer(page)
         return { status: response.status, code: body.code, refreshes: server.refreshes, state: state.status,
                  reason: state.reason, token: client.getAccessToken(), lastAuth: calls[calls.length - 1].auth,
                  log: client.getLog().map((e) => e.text) };
-    }""")
+    }""",
+    )
     assert result["status"] == 401 and result["code"] == "token_expired" and result["refreshes"] == 1
     assert result["state"] == "signed-out" and result["reason"] == "Your session has ended; log in again."
     assert result["token"] is None and result["lastAuth"] is None
@@ -166,19 +195,24 @@ def test_a_rejected_refresh_token_logs_out_and_returns_the_original_answer(page)
 
 def test_a_refresh_that_brings_another_session_is_not_used_to_retry(page):
     """The cookie now belongs to another login (another tab): never repeat a call as someone else."""
-    result = run(page, """async ({ client, server }) => {
+    result = run(
+        page,
+        """async ({ client, server }) => {
         await client.login({ email: "u@example.com", password: "pw" });
         server.sid = "s2";
         server.api.push(() => server.problem(401, "token_expired"));
         const response = await client.fetch("/api/boards", { method: "POST", body: "{}" });
         return { status: response.status, calls: server.calls_to("/api/boards").length,
                  session: client.getSnapshot().sessionId };
-    }""")
+    }""",
+    )
     assert result == {"status": 401, "calls": 1, "session": "s2"}
 
 
 def test_a_refresh_answer_after_logout_is_not_written_back(page):
-    result = run(page, """async ({ client, server }) => {
+    result = run(
+        page,
+        """async ({ client, server }) => {
         await client.login({ email: "u@example.com", password: "pw" });
         let release;
         const gate = new Promise((resolve) => { release = resolve; });
@@ -193,16 +227,20 @@ def test_a_refresh_answer_after_logout_is_not_written_back(page):
         return { status: response.status, token: client.getAccessToken(), state: client.getSnapshot().status,
                  retried: server.calls_to("/api/profiles/me").length > 1,
                  order: server.calls.map((c) => c.path).slice(-2) };
-    }""")
+    }""",
+    )
     assert result["status"] == 401 and result["token"] is None and result["state"] == "signed-out"
     assert not result["retried"]
     assert result["order"] == ["/api/auth/refresh", "/api/auth/logout"], "logout waits for the refresh"
 
 
 def test_restore_without_a_session_is_quietly_signed_out(page):
-    result = run(page, """async ({ client, server }) => {
+    result = run(
+        page,
+        """async ({ client, server }) => {
         server.refreshAnswer = () => server.problem(401, "invalid_refresh_token");
         const state = await client.restore();
         return { status: state.status, reason: state.reason, log: client.getLog().map((e) => e.text) };
-    }""")
+    }""",
+    )
     assert result == {"status": "signed-out", "reason": None, "log": ["no session to restore → signed out"]}
