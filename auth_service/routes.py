@@ -84,26 +84,17 @@ def _token_response(signed_in: SignedIn, status: int = 200) -> Response:
         user=UserPublic(id=signed_in.user.id, email=signed_in.user.email, name=signed_in.user.name),
     )
     response = make_response(jsonify(body.model_dump(mode="json")), status)
-    response.set_cookie(
-        REFRESH_COOKIE,
-        signed_in.refresh_token,
-        max_age=_config().refresh_token_ttl,
-        path=COOKIE_PATH,
-        secure=True,
-        httponly=True,
-        samesite="Strict",
-    )
+    _set_private_cookie(response, REFRESH_COOKIE, signed_in.refresh_token, _config().refresh_token_ttl, COOKIE_PATH)
     if signed_in.device_cookie:
-        response.set_cookie(
-            DEVICE_COOKIE,
-            signed_in.device_cookie,
-            max_age=_config().login_device_cookie_ttl,
-            path=DEVICE_COOKIE_PATH,
-            secure=True,
-            httponly=True,
-            samesite="Strict",
+        _set_private_cookie(
+            response, DEVICE_COOKIE, signed_in.device_cookie, _config().login_device_cookie_ttl, DEVICE_COOKIE_PATH
         )
     return response
+
+
+def _set_private_cookie(response: Response, name: str, value: str, max_age: int, path: str) -> None:
+    """Set a cookie page scripts cannot read, sent over HTTPS only, and never on cross-site requests."""
+    response.set_cookie(name, value, max_age=max_age, path=path, secure=True, httponly=True, samesite="Strict")
 
 
 def _clear_cookie(response: Response) -> Response:
