@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON := $(PY)
 
-.PHONY: install keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify lock clean mutate
+.PHONY: install keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify bench-revocation lock clean mutate
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
 $(VENV)/.installed: requirements-dev.lock
@@ -57,6 +57,11 @@ bench-jwt: install                     ## sign/verify cost of the candidate JWT 
 
 bench-verify: install                  ## what token verification adds per request, cached or not
 	PYTHONPATH=. $(PY) bench/verify_cost.py
+
+bench-revocation: install              ## logout → every worker of profile and board refuses: p50/p99 (REVOCATIONS)
+	@command -v nginx >/dev/null || (. scripts/lib.sh && apt_install nginx-light)
+	@command -v redis-server >/dev/null || (. scripts/lib.sh && apt_install redis-server)
+	PYTHONPATH=. $(PY) bench/revocation_bench.py
 
 lock:                                  ## re-resolve pyproject.toml: runtime lock (images) and dev lock
 	$(PY) -m pip install -q uv

@@ -1,20 +1,37 @@
 """Command line of the auth service.
 
-python -m auth_service keys init|rotate [--dir DIR] [--drop-old]
+python -m auth_service keys init|rotate [--dir DIR] [--drop-old]   # --drop-old announces the
+                                               # withdrawn keys on the revocation feed (REDIS_URL)
 python -m auth_service sessions revoke-all      # uses REDIS_URL and REDIS_PREFIX
 python -m auth_service db upgrade|downgrade|current|revision   # uses AUTH_DATABASE_URL
 """
 
+from __future__ import annotations
+
 import sys
+from typing import TYPE_CHECKING
 
 from auth_service import keys
 from auth_service.config import AuthConfig
 
+if TYPE_CHECKING:
+    from shared.revocations import RevocationPublisher
+
+
+def revocation_publisher(config: AuthConfig) -> RevocationPublisher:
+    # Imported here: `keys init`, `keys rotate` and `db` need no Redis client.
+    from auth_service.redis_client import create_redis_client
+    from shared.revocations import RevocationPublisher
+
+    return RevocationPublisher(
+        create_redis_client(config.redis_url), stream=config.revocation_stream, window=config.revocation_window
+    )
+
 
 def revoke_all_sessions() -> int:
-    # Imported here: `keys` and `db` need no Redis client.
     from auth_service.redis_client import create_redis_client
     from auth_service.sessions import SessionStore
+    from shared.revocations import cut_off_now
 
     config = AuthConfig.from_env()
     store = SessionStore(
@@ -24,7 +41,17 @@ def revoke_all_sessions() -> int:
         reuse_grace=config.refresh_reuse_grace,
     )
     print(f"ended {store.revoke_everyone()} sessions; every user must log in again")
+    # Their access tokens too: every resource service refuses tokens issued before now.
+    revocation_publisher(config).everyone(before=cut_off_now())
+    print("announced on the revocation feed: access tokens issued before now are refused")
     return 0
+
+
+def announce_withdrawn_keys(kids: list[str]) -> None:
+    publisher = revocation_publisher(AuthConfig.from_env())
+    for kid in kids:
+        publisher.key(kid)
+    print(f"announced {len(kids)} withdrawn key(s) on the revocation feed")
 
 
 def migrate(argv: list[str]) -> int | str:
@@ -40,7 +67,7 @@ if __name__ == "__main__":
     if command[:1] == ["db"]:
         sys.exit(migrate(sys.argv[2:]))
     if command[:1] == ["keys"]:
-        sys.exit(keys.main(sys.argv[2:]))
+        sys.exit(keys.main(sys.argv[2:], on_withdrawn=announce_withdrawn_keys))
     if command == ["sessions", "revoke-all"]:
         sys.exit(revoke_all_sessions())
     sys.exit(__doc__)

@@ -11,6 +11,7 @@ from auth_service.sessions import InvalidRefreshToken, SessionInfo, SessionStore
 from auth_service.throttle import LoginThrottle
 from auth_service.tokens import TokenIssuer
 from auth_service.users import User, UserStore, email_key
+from shared.revocations import RevocationPublisher, cut_off_now
 
 log = logging.getLogger("auth_service.accounts")
 
@@ -48,7 +49,11 @@ class Accounts:
         throttle: LoginThrottle,
         issuer: TokenIssuer,
         devices: LoginDevices,
+        revocations: RevocationPublisher,
     ) -> None:
+        # Every revocation below is announced after it succeeded, so that the access tokens of the
+        # ended sessions stop working at the resource services too (shared/revocations.py).
+        self.revocations = revocations
         self.users = users
         self.devices = devices
         self.passwords = passwords
@@ -75,7 +80,9 @@ class Accounts:
         if self.passwords.needs_rehash(user.password_hash):
             self.users.set_password_hash(user.id, self.passwords.hash(password))
         session_user = SessionUser(user.id, user.email, user.name)
-        session_id, refresh_token = self.sessions.create(session_user, user_agent)
+        session_id, refresh_token, ended = self.sessions.create(session_user, user_agent)
+        for ended_session in ended:  # past the session cap
+            self.revocations.session(ended_session)
         signed_in = self._signed_in(session_user, session_id, refresh_token)
         return replace(signed_in, device_cookie=self.devices.issue(key, device_cookie))
 
@@ -90,14 +97,19 @@ class Accounts:
                         "fields": {"event": "refresh_token_reuse", "user_id": exc.user_id, "session_id": exc.session_id}
                     },
                 )
+                if exc.session_id is not None:  # always set for a reuse
+                    self.revocations.session(exc.session_id)
             raise
         return self._signed_in(renewal.user, renewal.session_id, renewal.refresh_token)
 
     def logout(self, refresh_token: str) -> None:
-        self.sessions.revoke_by_token(refresh_token)
+        session_id = self.sessions.revoke_by_token(refresh_token)
+        if session_id is not None:
+            self.revocations.session(session_id)
 
     def logout_all(self, user_id: str) -> None:
         self.sessions.revoke_all(user_id)
+        self.revocations.user(user_id, before=cut_off_now())
 
     def list_sessions(self, user_id: str) -> list[SessionInfo]:
         return self.sessions.list(user_id)
@@ -105,6 +117,7 @@ class Accounts:
     def revoke_session(self, user_id: str, session_id: str) -> None:
         if not self.sessions.revoke(user_id, session_id):
             raise SessionNotFound(session_id)
+        self.revocations.session(session_id)
 
     def session_is_active(self, user_id: str, session_id: str) -> bool:
         return self.sessions.is_active(user_id, session_id)

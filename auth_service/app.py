@@ -19,6 +19,7 @@ from shared.access_tokens import AccessTokenVerifier, JwksKeys
 from shared.app_wiring import create_service_app
 from shared.config import ConfigError
 from shared.database import DATABASE_UNAVAILABLE_ERRORS, create_database_engine, ping
+from shared.revocations import RevocationPublisher
 
 
 def build_app(config: AuthConfig | None = None) -> Flask:
@@ -49,6 +50,7 @@ def build_app(config: AuthConfig | None = None) -> Flask:
             ttl=config.refresh_token_ttl,
             reuse_grace=config.refresh_reuse_grace,
             max_per_user=config.max_sessions_per_user,
+            ended_ttl=config.revocation_window,
         ),
         throttle=LoginThrottle(
             redis_client,
@@ -59,6 +61,7 @@ def build_app(config: AuthConfig | None = None) -> Flask:
         ),
         issuer=issuer,
         devices=LoginDevices(issuer.derive_secret("login-device-cookie")),
+        revocations=RevocationPublisher(redis_client, stream=config.revocation_stream, window=config.revocation_window),
     )
 
     # Auth verifies its own Bearer endpoints with the same verifier the resource services use.

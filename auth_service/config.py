@@ -19,6 +19,8 @@ class AuthConfig(ServiceConfig):
     access_token_ttl: int = Field(3600, ge=1, le=86400)
     refresh_token_ttl: int = Field(1209600, ge=1)
     refresh_reuse_grace: int = Field(10, ge=0, le=300)
+    # The revocation feed keeps events for ACCESS_TOKEN_TTL + JWT_LEEWAY + this margin (seconds).
+    revocation_feed_margin: int = Field(60, ge=0)
     gateway_port: int = Field(8080, ge=1, le=65535)
     # Comma-separated origins allowed to call the cookie endpoints; empty means the gateway's own.
     allowed_origins: str = ""
@@ -64,3 +66,12 @@ class AuthConfig(ServiceConfig):
     def origins(self) -> frozenset[str]:
         listed = {o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()}
         return frozenset(listed or {f"http://localhost:{self.gateway_port}", f"http://127.0.0.1:{self.gateway_port}"})
+
+    @property
+    def revocation_window(self) -> int:
+        """How long a revocation can still matter: until the last token it covers has expired."""
+        return self.access_token_ttl + self.jwt_leeway + self.revocation_feed_margin
+
+    @property
+    def revocation_stream(self) -> str:
+        return f"{self.redis_prefix}revocations"

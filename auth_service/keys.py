@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,7 @@ def rotate_keys(directory: Path, *, drop_old: bool = False) -> str:
     return str(new_public["kid"])
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, on_withdrawn: Callable[[list[str]], None] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m auth_service keys", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["init", "rotate"])
     parser.add_argument("--dir", type=Path, default=Path("var/keys"))
@@ -129,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         created = init_keys(args.dir)
         print(f"keys in {args.dir}: {'created' if created else 'already present'}")
     else:
+        published = [key.get("kid") for key in read_jwks(args.dir / JWKS_FILE)["keys"]]
         kid = rotate_keys(args.dir, drop_old=args.drop_old)
         print(f"signing with new key {kid}; restart the auth service to use it")
+        withdrawn = [old for old in published if isinstance(old, str) and old != kid]
+        if args.drop_old and withdrawn and on_withdrawn is not None:
+            on_withdrawn(withdrawn)
     return 0

@@ -28,6 +28,7 @@ from auth_service.users import EmailTaken
 from shared.access_tokens import Caller, TokenError, require_caller
 from shared.openapi import ViewResult, operation
 from shared.problems import ErrorTable, Problem, ProblemFor
+from shared.revocations import RevocationNotPublished
 
 REFRESH_COOKIE = "refresh_token"
 COOKIE_PATH = "/api/auth"
@@ -66,6 +67,14 @@ ERRORS: ErrorTable = {
     ),
     EmailTaken: ProblemFor(409, "email_taken", "An account with this email already exists.", title="Conflict"),
     SessionNotFound: ProblemFor(404, "not_found", "No such session.", title="Not found"),
+    # The session ended but the resource services were not told: the caller retries (idempotent).
+    RevocationNotPublished: ProblemFor(
+        503,
+        "unavailable",
+        "The session ended but the revocation could not be announced yet; try again shortly.",
+        title="Service unavailable",
+        headers=lambda _: {"Retry-After": "1"},
+    ),
 }
 
 
@@ -137,7 +146,7 @@ def require_live_session(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapper(*args: Any, caller: Caller, **kwargs: Any) -> Any:
         if not _accounts().session_is_active(caller.id, caller.session_id):
-            raise TokenError("invalid_token", "The session of this token has ended")
+            raise TokenError("token_revoked", "The session of this token has ended")
         return view(*args, caller=caller, **kwargs)
 
     return wrapper

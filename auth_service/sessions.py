@@ -15,6 +15,9 @@ replaces the token in one Lua script, so concurrent refreshes never fork a sessi
 Keys (prefix `auth:` by default; `{sid}` is a hash tag so a session's keys share a cluster slot):
   session:{sid}        hash: user, token hashes, times, user agent; expires at the absolute limit
   session:{sid}:spent  set of the session's older token hashes, same expiry
+  session:{sid}:ended  hash: who ended the session (and its last token hashes, for a logout), kept
+                       as long as a revocation can matter, so that a logout or DELETE retried after
+                       its announcement failed (503) is announced again instead of being a no-op
   user:<id>:sessions   sorted set of the user's session ids by expiry, pruned as it is read
 
 Topology: rotation and logout by token touch one session's keys only. Creating a session and
@@ -101,17 +104,19 @@ for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   if redis.call('EXISTS', prefix .. 'session:{' .. sid .. '}') == 0 then redis.call('ZREM', KEYS[2], sid) end
 end
 redis.call('ZADD', KEYS[2], expires_at, session_id)
--- Over the cap, the sessions that expire first (the oldest logins) end.
+-- Over the cap, the sessions that expire first (the oldest logins) end; their ids are returned.
+local ended = {}
 local excess = redis.call('ZCARD', KEYS[2]) - tonumber(max_sessions)
 if excess > 0 then
   local oldest = redis.call('ZPOPMIN', KEYS[2], excess)
   for i = 1, #oldest, 2 do
     redis.call('DEL', prefix .. 'session:{' .. oldest[i] .. '}', prefix .. 'session:{' .. oldest[i] .. '}:spent')
+    table.insert(ended, oldest[i])
   end
 end
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[2], last[2])
-return now
+return ended
 """
 _CREATE_ARGS = (
     "session_id",
@@ -151,22 +156,32 @@ return {'invalid'}
 """
 _ROTATE_ARGS = ("presented", "successor_hash", "successor_wrapped", "grace_ms")
 
-# Logout: only a holder of the current token or its predecessor may end the session.
-# KEYS: the session's hash, its spent set.
+# Logout: only a holder of the current token or its predecessor may end the session, or repeat
+# the ending of a session it ended (its announcement may have failed).
+# KEYS: the session's hash, its spent set, its ended marker.
 _REVOKE_BY_TOKEN = """
 local s = read(KEYS[1], F.user_id, F.token_hash, F.prev_hash)
 if s.user_id and (s.token_hash == presented or s.prev_hash == presented) then
   redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('HSET', KEYS[3], F.user_id, s.user_id, F.token_hash, s.token_hash, F.prev_hash, s.prev_hash or '')
+  redis.call('PEXPIRE', KEYS[3], ended_ttl_ms)
   return s.user_id
 end
+local e = read(KEYS[3], F.user_id, F.token_hash, F.prev_hash)
+if e.user_id and (e.token_hash == presented or e.prev_hash == presented) then return e.user_id end
 return false
 """  # noqa: S105 - a script, not a secret
 
-# KEYS: the session's hash, its spent set, the user's index.
+# KEYS: the session's hash, its spent set, the user's index, its ended marker.
 _REVOKE_OWNED = """
-if redis.call('HGET', KEYS[1], F.user_id) ~= user_id then return 0 end
+if redis.call('HGET', KEYS[1], F.user_id) ~= user_id then
+  if redis.call('HGET', KEYS[4], F.user_id) == user_id then return 1 end
+  return 0
+end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], session_id)
+redis.call('HSET', KEYS[4], F.user_id, user_id)
+redis.call('PEXPIRE', KEYS[4], ended_ttl_ms)
 return 1
 """
 
@@ -254,30 +269,44 @@ def _from_ms(value: str | bytes) -> datetime:
 
 
 class SessionStore:
-    def __init__(self, client: redis.Redis, *, prefix: str, ttl: int, reuse_grace: int, max_per_user: int = 50) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str,
+        ttl: int,
+        reuse_grace: int,
+        max_per_user: int = 50,
+        ended_ttl: int = 3665,
+    ) -> None:
         self.redis = client
         self.prefix = prefix
         self.ttl_ms = ttl * 1000
         self.grace_ms = reuse_grace * 1000
         self.max_per_user = max_per_user
+        self.ended_ttl_ms = ended_ttl * 1000
         self._create = SessionScript(client, _CREATE, args=_CREATE_ARGS)
         self._rotate = SessionScript(client, _ROTATE, args=_ROTATE_ARGS)
-        self._revoke_by_token = SessionScript(client, _REVOKE_BY_TOKEN, args=("presented",))
-        self._revoke_owned = SessionScript(client, _REVOKE_OWNED, args=("user_id", "session_id"))
+        self._revoke_by_token = SessionScript(client, _REVOKE_BY_TOKEN, args=("presented", "ended_ttl_ms"))
+        self._revoke_owned = SessionScript(client, _REVOKE_OWNED, args=("user_id", "session_id", "ended_ttl_ms"))
         self._revoke_all = SessionScript(client, _REVOKE_ALL, args=("prefix",))
 
     def _keys(self, session_id: str) -> list[str]:
         base = f"{self.prefix}session:{{{session_id}}}"
         return [base, base + ":spent"]
 
+    def _ended(self, session_id: str) -> str:
+        return f"{self.prefix}session:{{{session_id}}}:ended"
+
     def _index(self, user_id: str) -> str:
         return f"{self.prefix}user:{user_id}:sessions"
 
-    def create(self, user: SessionUser, user_agent: str) -> tuple[str, str]:
-        """Start a session; return its id and first refresh token. Past the user's cap the oldest ends."""
+    def create(self, user: SessionUser, user_agent: str) -> tuple[str, str, list[str]]:
+        """Start a session; return its id, first refresh token, and the ids of the sessions that
+        ended because the user was past the cap (the oldest)."""
         session_id = secrets.token_hex(16)
         token = f"{session_id}.{secrets.token_urlsafe(32)}"
-        self._create(
+        ended = self._create(
             keys=[self._keys(session_id)[0], self._index(user.id)],
             session_id=session_id,
             user_id=user.id,
@@ -289,7 +318,7 @@ class SessionStore:
             max_sessions=self.max_per_user,
             prefix=self.prefix,
         )
-        return session_id, token
+        return session_id, token, [sid.decode() for sid in ended]
 
     def rotate(self, token: str) -> Renewal:
         """Exchange a refresh token for its successor, atomically; see the module docstring."""
@@ -315,21 +344,32 @@ class SessionStore:
                 raise InvalidRefreshToken("unknown") from None
         return Renewal(session_id, user, successor)
 
-    def revoke_by_token(self, token: str) -> None:
-        """End the session of a current (or just-replaced) refresh token; unknown tokens are ignored."""
+    def revoke_by_token(self, token: str) -> str | None:
+        """End the session of a current (or just-replaced) refresh token and return its id (also
+        when this token already ended it); unknown tokens are ignored (None)."""
         try:
             session_id = _session_id_of(token)
         except InvalidRefreshToken:
-            return
-        user_id = self._revoke_by_token(keys=self._keys(session_id), presented=token_hash(token))
-        if user_id:
-            self.redis.zrem(self._index(user_id.decode()), session_id)
+            return None
+        user_id = self._revoke_by_token(
+            keys=[*self._keys(session_id), self._ended(session_id)],
+            presented=token_hash(token),
+            ended_ttl_ms=self.ended_ttl_ms,
+        )
+        if not user_id:
+            return None
+        self.redis.zrem(self._index(user_id.decode()), session_id)
+        return session_id
 
     def revoke(self, user_id: str, session_id: str) -> bool:
-        """End one of the user's sessions; False when the user has no such session."""
+        """End one of the user's sessions (True also when the user just ended it); False when the
+        user has no such session."""
         return bool(
             self._revoke_owned(
-                keys=[*self._keys(session_id), self._index(user_id)], user_id=user_id, session_id=session_id
+                keys=[*self._keys(session_id), self._index(user_id), self._ended(session_id)],
+                user_id=user_id,
+                session_id=session_id,
+                ended_ttl_ms=self.ended_ttl_ms,
             )
         )
 

@@ -93,14 +93,24 @@ def make_owner_only(var_dir: Path) -> None:
                 path.chmod(0o700 if path.is_dir() else 0o600)
 
 
-def redis_password(directory: Path) -> str:
-    """Read the local Redis's password, creating it on the first run; it is never printed."""
-    path = directory / "password"
+def redis_password(directory: Path, name: str = "password") -> str:
+    """Read the local Redis's password (or the feed user's, `feed-password`), creating it on the
+    first run; it is never printed."""
+    path = directory / name
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(32) + "\n")
     return path.read_text().strip()
+
+
+def revocation_feed_acl(password: str, stream: str) -> str:
+    """The redis.conf line of the user resource services follow the revocation feed as: it may read
+    that one stream and nothing else (no sessions, no writes, no channels)."""
+    return (
+        f"user revocations on >{password} ~{stream} resetchannels -@all +xread +xrange +xrevrange +ping "
+        "+xinfo|stream +hello +client|setname"
+    )
 
 
 def procfile_line(name: str, environment: dict[str, str], command: str, env_dir: Path) -> str:
@@ -208,11 +218,18 @@ def main() -> None:
 
     local_redis = not env.get("REDIS_URL")
     redis_url = env.get("REDIS_URL")
+    # Profile and board follow auth's revocation feed, never with auth's Redis password.
+    feed_url = env.get("REVOCATION_FEED_URL", "")
     if local_redis:
         password = redis_password(var_dir / "redis")
+        feed_password = redis_password(var_dir / "redis", "feed-password")
+        stream = f"{env.get('REDIS_PREFIX') or 'auth:'}revocations"
         # In a file, not on the command line (readable by every local user in /proc).
-        (var_dir / "redis" / "redis.conf").write_text(f"requirepass {password}\n")
+        (var_dir / "redis" / "redis.conf").write_text(
+            f"requirepass {password}\n{revocation_feed_acl(feed_password, stream)}\n"
+        )
         redis_url = f"redis://:{password}@127.0.0.1:{ports['REDIS']}/0"
+        feed_url = f"redis://revocations:{feed_password}@127.0.0.1:{ports['REDIS']}/0"
     service_env = {
         "REDIS_URL": redis_url,
         "AUTH_DATABASE_URL": env.get("AUTH_DATABASE_URL") or f"sqlite:///{var_dir}/auth.db",
@@ -248,6 +265,10 @@ def main() -> None:
         # Only what this service's config reads: profile and board never see auth's key, database or Redis.
         readable = config_variables(config) | set(GUNICORN_VARIABLES)
         environment = {**basics, **{key: value for key, value in settings.items() if key in readable}}
+        # Auth writes the feed with its own REDIS_URL; the resource services read it as the feed user.
+        environment.pop("REVOCATION_FEED_URL", None)
+        if name != "auth" and feed_url:
+            environment["REVOCATION_FEED_URL"] = feed_url
         service_environments[name] = environment
         lines.append(
             procfile_line(

@@ -2,7 +2,8 @@
 
 Keys come from a JWKS (a file, a URL, or a dict), are parsed once, and are pinned to their own
 `alg`. Verified tokens are remembered until they expire, so a client that sends the same token
-on every call pays for the signature check once; `exp` is still checked on every hit.
+on every call pays for the signature check once; `exp`, the key and the revocation state
+(shared/revocations.py) are still checked on every hit, with dict lookups only.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from flask import g, request
 
 from shared.config import ServiceConfig
 from shared.problems import Problem
+from shared.revocations import RevocationState
 from shared.service_context import ServiceContext
 
 log = logging.getLogger("shared.access_tokens")
@@ -62,10 +64,16 @@ class Caller:
     session_id: str
     token_id: str
     expires_at: int
+    issued_at: int = 0
+    key_id: str = ""
 
 
 class JwksKeys:
-    """Public verification keys by `kid`, from a JWKS file and/or URL, refreshed with a cooldown."""
+    """Public verification keys by `kid`, from a JWKS file and/or URL, refreshed with a cooldown.
+
+    Each source keeps the keys it published last: a source that answers replaces its keys (so a
+    key it no longer publishes is dropped), a source that cannot be read now keeps its old ones.
+    """
 
     def __init__(
         self,
@@ -81,14 +89,20 @@ class JwksKeys:
         self.refetch_cooldown = refetch_cooldown
         self.fetch_timeout = fetch_timeout
         self._keys: dict[str, tuple[str, Any]] = {}
+        self._by_source: dict[str, dict[str, tuple[str, Any]]] = {}
         self._last_refetch = float("-inf")
         self._refetch_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
         if jwks is not None:
-            self._keys = self.parse(jwks)
+            self._by_source["given"] = self.parse(jwks)
         self.reload()
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    def __contains__(self, kid: str) -> bool:
+        """Whether `kid` is trusted now, without fetching anything (the hot path asks this)."""
+        return kid in self._keys
 
     def get(self, kid: str) -> tuple[str, Any] | None:
         """Return (alg, key) for `kid`, refetching at most once per cooldown when it is unknown."""
@@ -108,19 +122,20 @@ class JwksKeys:
             return True
 
     def reload(self) -> None:
-        """Re-read the file and the URL; keys that cannot be fetched now stay as they were."""
-        fresh: dict[str, tuple[str, Any]] = {}
-        for source, load in (("file", self._read_file), ("url", self._fetch_url)):
-            try:
-                document = load()
-            except (OSError, ValueError) as exc:
-                log.warning("JWKS %s unavailable: %s", source, exc)
-                continue
-            if document is not None:
-                fresh.update(self.parse(document))
-        if fresh:
-            # Keep keys we knew: an old key may still sign unexpired tokens after a rotation.
-            self._keys = {**self._keys, **fresh}
+        """Re-read the file and the URL; a source that cannot be read now keeps the keys it had."""
+        with self._reload_lock:
+            for source, load in (("file", self._read_file), ("url", self._fetch_url)):
+                try:
+                    document = load()
+                except (OSError, ValueError) as exc:
+                    log.warning("JWKS %s unavailable: %s", source, exc)
+                    continue
+                if document is not None:
+                    # A rotation keeps the old public key published while its tokens may be
+                    # valid; a key that is gone was withdrawn (--drop-old) and is dropped here.
+                    self._by_source[source] = self.parse(document)
+            # One new dict swapped in: readers never see it half built.
+            self._keys = {kid: key for keys in self._by_source.values() for kid, key in keys.items()}
 
     def _read_file(self) -> dict[str, Any] | None:
         if self.path is None or not self.path.exists():
@@ -156,9 +171,17 @@ class AccessTokenVerifier:
     """Verify access tokens against pinned keys and claims; remember the good ones until `exp`."""
 
     def __init__(
-        self, keys: JwksKeys, *, issuer: str, audience: str, leeway: int = 5, cache_size: int = 10_000
+        self,
+        keys: JwksKeys,
+        *,
+        issuer: str,
+        audience: str,
+        leeway: int = 5,
+        cache_size: int = 10_000,
+        revocations: RevocationState | None = None,
     ) -> None:
         self.keys = keys
+        self.revocations = revocations if revocations is not None else RevocationState()
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
@@ -175,6 +198,7 @@ class AccessTokenVerifier:
             audience=config.jwt_audience,
             leeway=config.jwt_leeway,
             cache_size=config.verified_token_cache_size,
+            revocations=RevocationState(),
         )
 
     def verify(self, token: str) -> Caller:
@@ -185,6 +209,14 @@ class AccessTokenVerifier:
                 if len(self._verified) >= self.cache_size:
                     self._evict_oldest()
                 self._verified[token] = caller
+        # Cached or not: the cache must not outlive the key, nor the session. Checked before `exp`
+        # so that a client holding an expired token of an ended session learns not to refresh.
+        if caller.key_id not in self.keys or self.revocations.key_withdrawn(caller.key_id):
+            self._verified.pop(token, None)
+            raise TokenError("invalid_token", "The token was signed by a key that is no longer trusted")
+        refusal = self.revocations.refusal(caller)
+        if refusal is not None:
+            raise TokenError("token_revoked", refusal)
         if time.time() > caller.expires_at + self.leeway:
             self._verified.pop(token, None)
             raise TokenError("token_expired", "The access token expired")
@@ -226,12 +258,20 @@ class AccessTokenVerifier:
         except jwt.PyJWTError:
             raise TokenError("invalid_token", "The access token is invalid") from None
         # `exp` is checked by verify() on every call, cached or not, so expiry is always exact.
-        sub, sid, jti, name, exp = (claims.get(k) for k in ("sub", "sid", "jti", "name", "exp"))
+        sub, sid, jti, name, exp, iat = (claims.get(k) for k in ("sub", "sid", "jti", "name", "exp", "iat"))
         if not (isinstance(sub, str) and isinstance(sid, str) and isinstance(jti, str) and sub and sid and jti):
             raise TokenError("invalid_token", "The access token claims are malformed")
-        if not isinstance(exp, int):
+        if not (isinstance(exp, int) and isinstance(iat, int)):
             raise TokenError("invalid_token", "The access token claims are malformed")
-        return Caller(id=sub, name=name if isinstance(name, str) else "", session_id=sid, token_id=jti, expires_at=exp)
+        return Caller(
+            id=sub,
+            name=name if isinstance(name, str) else "",
+            session_id=sid,
+            token_id=jti,
+            expires_at=exp,
+            issued_at=iat,
+            key_id=kid,
+        )
 
 
 def _unverified_header(token: str) -> dict[str, Any]:

@@ -13,11 +13,13 @@ from shared.database import DATABASE_UNAVAILABLE_ERRORS, ping
 from shared.openapi import openapi_document
 from shared.problems import ErrorTable, Problem, register_error_handlers
 from shared.request_log import configure_logging, install_request_log
+from shared.revocations import RevocationFeed
 from shared.service_context import DatabaseServiceContext, ServiceContext
 from shared.trusted_proxies import TrustedProxyFix
 
 # A readiness check returns None when its dependency is usable, else a short reason.
 ReadinessCheck = Callable[[], str | None]
+REVOCATION_FEED_EXTENSION = "revocation_feed"
 
 
 def create_service_app(
@@ -27,6 +29,7 @@ def create_service_app(
     readiness_checks: Mapping[str, ReadinessCheck],
     unavailable_errors: Iterable[type[BaseException]] = (),
     domain_errors: ErrorTable | None = None,
+    readiness_details: Mapping[str, Callable[[], object]] | None = None,
 ) -> Flask:
     """Return a Flask app with the infrastructure every service has and `context` attached; the
     caller adds blueprints."""
@@ -78,7 +81,8 @@ def create_service_app(
                 title="Service unavailable",
                 extra={"checks": failures},
             )
-        return jsonify(status="ready", service=service, checks=dict.fromkeys(readiness_checks, "ok"))
+        details = {name: describe() for name, describe in (readiness_details or {}).items()}
+        return jsonify(status="ready", service=service, checks=dict.fromkeys(readiness_checks, "ok"), **details)
 
     @app.get("/openapi.json")
     def openapi() -> Response:
@@ -108,15 +112,30 @@ def _whole_streamed_body() -> None:
 def create_resource_service_app(
     service: str, context: DatabaseServiceContext, *, domain_errors: ErrorTable | None = None
 ) -> Flask:
-    """An app for a service that owns one database and verifies callers with the public keys alone."""
+    """An app for a service that owns one database and verifies callers with the public keys alone;
+    it follows auth's revocation feed and re-reads the keys in the background."""
+    config, verifier = context.config, context.verifier
+    feed = RevocationFeed(
+        config.revocation_feed_url,
+        config.revocation_feed_stream,
+        verifier.revocations,
+        verifier.keys,
+        jwks_refresh_interval=config.jwks_refresh_interval,
+    )
     # No keys at start-up is not fatal: the JWKS URL may bring them later, and /readyz says so.
-    return create_service_app(
+    app = create_service_app(
         service,
         context,
         readiness_checks={
             "database": lambda: ping(context.engine),
-            "keys": lambda: None if len(context.verifier.keys) else "no public keys",
+            "keys": lambda: None if len(verifier.keys) else "no public keys",
         },
         unavailable_errors=DATABASE_UNAVAILABLE_ERRORS,
         domain_errors=domain_errors,
+        readiness_details={"revocations": feed.status},
     )
+    app.extensions[REVOCATION_FEED_EXTENSION] = feed
+    # On the first request of each worker (and again after a fork): a thread started earlier, in
+    # a gunicorn master that preloads the app, would not survive the fork.
+    app.before_request(feed.ensure_started)
+    return app

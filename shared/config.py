@@ -74,6 +74,12 @@ class ServiceConfig(BaseSettings):
     jwks_path: Path | None = Path("var/keys/jwks.json")
     jwks_url: Annotated[str, AfterValidator(is_http_url)] | None = None
     jwks_refetch_cooldown: float = Field(30.0, ge=0)
+    # Every this many seconds the keys are re-read, so a withdrawn key is dropped without a restart.
+    jwks_refresh_interval: float = Field(60.0, gt=0)
+    # The Redis holding auth's revocation feed, read-only (a user allowed the stream alone); empty:
+    # no feed, so revocations reach this service only when the tokens expire.
+    revocation_feed_url: str = ""
+    revocation_feed_stream: str = "auth:revocations"
     # Verified tokens remembered until they expire (0 turns the cache off, e.g. to measure it).
     verified_token_cache_size: int = Field(10_000, ge=0)
     # How many proxies in front of the service append to X-Forwarded-For (1 behind the gateway),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -83,6 +84,8 @@ def install_request_log(app: Flask) -> None:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
                     "remote_addr": request.remote_addr,
                     "user_id": caller.id if caller else None,
+                    # Which worker answered: with several per service, tests and operators can tell them apart.
+                    "pid": os.getpid(),
                 }
             },
         )

@@ -78,10 +78,12 @@ def test_bearer_endpoints_need_a_valid_token(client, tokens):
 
 
 def test_a_well_signed_token_for_an_unknown_session_is_rejected(client, tokens):
-    # Signed with the real key, but no such session exists: auth checks its own sessions.
+    # Signed with the real key, but no such session exists: auth checks its own sessions, and
+    # answers as the resource services do for a revoked session.
     response = client.get("/api/auth/sessions", headers=tokens.bearer())
     assert response.status_code == 401
-    assert response.json["code"] == "invalid_token"
+    assert response.json["code"] == "token_revoked"
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="api", error="invalid_token"')
 
 
 def test_expired_access_token_is_token_expired(client, tokens, auth):

@@ -84,6 +84,10 @@ def _traffic(stack: Stack) -> None:
     assert post.status_code == 201
 
 
+def _feed_password(stack: Stack) -> str:
+    return (stack.var_dir / "redis" / "feed-password").read_text().strip()
+
+
 def test_only_auth_holds_the_key_path_its_database_and_redis(stack: Stack):
     processes, password = _processes(stack), _password(stack)
     for component in ("profile", "board", "gateway", "redis"):
@@ -91,6 +95,13 @@ def test_only_auth_holds_the_key_path_its_database_and_redis(stack: Stack):
             environment = _environ(pid)
             assert not set(AUTH_ONLY) & set(environment), (component, sorted(environment))
             assert not any(password in value for value in environment.values()), component
+    # The resource services hold the feed's read-only user instead, and nothing else of Redis.
+    feed_url = f"redis://revocations:{_feed_password(stack)}@127.0.0.1:{stack.ports['redis']}/0"
+    for component in ("profile", "board"):
+        for pid in processes[component]:
+            assert _environ(pid)["REVOCATION_FEED_URL"] == feed_url, component
+    for pid in processes["gateway"] + processes["redis"] + processes["auth"]:
+        assert "REVOCATION_FEED_URL" not in _environ(pid)
     for pid in processes["auth"]:
         environment = _environ(pid)
         assert environment["SIGNING_KEY_PATH"] == str(stack.var_dir / "keys" / "signing.pem")
@@ -196,11 +207,35 @@ def test_the_stacks_redis_refuses_clients_without_the_password(stack: Stack):
     assert redis.Redis.from_url(f"redis://:{_password(stack)}@{address}", socket_timeout=2).ping()
 
 
+def test_the_feed_user_may_read_the_revocation_stream_and_nothing_else(stack: Stack):
+    address = f"127.0.0.1:{stack.ports['redis']}/0"
+    admin = redis.Redis.from_url(f"redis://:{_password(stack)}@{address}", socket_timeout=2)
+    _traffic(stack)  # at least one session exists
+    admin.xadd("auth:revocations", {"type": "session", "sid": "probe", "until": "0"})
+    session_key = next(admin.scan_iter(match="auth:session:*"))
+    feed = redis.Redis.from_url(f"redis://revocations:{_feed_password(stack)}@{address}", socket_timeout=2)
+    assert feed.ping() and feed.xrange("auth:revocations")
+    assert feed.xread({"auth:revocations": "0-0"}, count=1)
+    for forbidden in (
+        lambda: feed.hgetall(session_key),
+        lambda: feed.get("auth:anything"),
+        lambda: feed.xadd("auth:revocations", {"type": "everyone", "before": "9999999999"}),
+        lambda: feed.delete("auth:revocations"),
+        lambda: feed.xtrim("auth:revocations", maxlen=0),
+        lambda: feed.xrange(session_key),
+        lambda: feed.publish("anything", "x"),
+        lambda: feed.execute_command("KEYS", "*"),
+    ):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            forbidden()
+
+
 def test_the_redis_password_is_kept_across_runs_and_never_shown(stack: Stack):
-    password = _password(stack)
-    assert len(password) >= 32
-    assert redis_password(stack.var_dir / "redis") == password  # a later run reuses it
-    assert password not in stack.log()
-    assert password not in (stack.var_dir / "Procfile").read_text()
-    for pid in _descendants(stack.process.pid):
-        assert password.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()  # readable by every user
+    for password, name in ((_password(stack), "password"), (_feed_password(stack), "feed-password")):
+        assert len(password) >= 32
+        assert _mode(stack.var_dir / "redis" / name) == 0o600
+        assert redis_password(stack.var_dir / "redis", name) == password  # a later run reuses it
+        assert password not in stack.log()
+        assert password not in (stack.var_dir / "Procfile").read_text()
+        for pid in _descendants(stack.process.pid):
+            assert password.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()  # readable by every user

@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.web.browser_app import REFRESH_PATH, sign_up_by_api, wait_until
+from tests.web.browser_app import REFRESH_PATH, Traffic, sign_up_by_api, wait_until
 
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
 
@@ -186,13 +186,39 @@ def test_a_revoked_session_is_logged_out_at_its_next_call(stack, browsing, app):
     sessions.filter(has_not_text="this device").get_by_role("button", name="Revoke").click()
     expect(sessions).to_have_count(1)
 
-    # The auth service checks the session on every call: invalid_token → refresh → rejected.
+    # The auth service checks the session on every call: token_revoked → logged out, no refresh.
     phone.page.goto("/#/sessions")
     phone.expect_signed_out()
-    phone.expect_log("refresh token rejected → logged out")
+    phone.expect_log("access token revoked for GET /api/auth/sessions → logged out")
     expect(phone.page.locator("#notices")).to_contain_text("Your session has ended; log in again.")
     expect(phone.page.get_by_role("button", name="Log in")).to_be_visible()  # the login form, readable
     laptop.expect_signed_in("Frances")
+
+
+def test_a_session_revoked_elsewhere_is_refused_by_profile_and_the_tab_logs_out_without_refreshing(
+    stack, browsing, app, traffic
+):
+    """The revocation feed reaches the profile service: its token_revoked ends the tab's session."""
+    email = sign_up_by_api(stack.url, "Hedy")
+    laptop = app.log_in(email)
+    phone_context = browsing.new_context()
+    phone_traffic = Traffic().attach(phone_context)
+    phone = browsing.new_tab(phone_context).open().log_in(email)
+
+    laptop.page.goto("/#/sessions")
+    sessions = laptop.page.locator("li.session")
+    expect(sessions).to_have_count(2)
+    sessions.filter(has_not_text="this device").get_by_role("button", name="Revoke").click()
+    expect(sessions).to_have_count(1)
+    phone_traffic.reset()
+
+    phone.page.goto("/#/me")
+    phone.expect_signed_out()
+    phone.expect_log("access token revoked for GET /api/profiles/me → logged out")
+    expect(phone.page.locator("#notices")).to_contain_text("Your session has ended; log in again.")
+    assert [e.status for e in phone_traffic.calls("GET", "/api/profiles/me")] == [401]
+    assert phone_traffic.refreshes() == [], "a revoked session is not refreshed"
+    laptop.expect_signed_in("Hedy")
 
 
 def test_log_out_everywhere_ends_every_device(stack, browsing, app):
@@ -210,7 +236,7 @@ def test_log_out_everywhere_ends_every_device(stack, browsing, app):
     phone.page.get_by_role("link", name="Board").click()
     phone.page.get_by_role("link", name="Sessions").click()  # auth checks the session: it has ended
     phone.expect_signed_out()
-    phone.expect_log("refresh token rejected → logged out")
+    phone.expect_log("access token revoked for GET /api/auth/sessions → logged out")  # no refresh tried
 
 
 def test_refresh_ahead_of_expiry_when_configured(stack, browsing, context, traffic):

@@ -126,6 +126,23 @@ def test_invalid_token_for_the_token_it_holds_refreshes_once(page):
     assert "access token rejected → refreshed silently → retried GET /api/auth/sessions ✓" in result["log"]
 
 
+def test_token_revoked_ends_the_session_without_a_refresh(page):
+    result = run(
+        page,
+        """async ({ client, server }) => {
+        await client.login({ email: "u@example.com", password: "pw" });
+        server.api.push(() => server.problem(401, "token_revoked"));
+        const response = await client.fetch("/api/profiles/me");
+        const snapshot = client.getSnapshot();
+        return { status: response.status, refreshes: server.refreshes, state: snapshot.status,
+                 calls: server.calls_to("/api/profiles/me").length, log: client.getLog().map((e) => e.text) };
+    }""",
+    )
+    assert result["status"] == 401 and result["refreshes"] == 0 and result["calls"] == 1
+    assert result["state"] == "signed-out"
+    assert "access token revoked for GET /api/profiles/me → logged out" in result["log"]
+
+
 def test_a_callers_own_authorization_header_is_left_alone(page):
     result = run(
         page,

@@ -10,6 +10,8 @@
  * The hard cases it gets right:
  * - Retry exactly once. Only a 401 `token_expired` (or `invalid_token` for a token this client
  *   sent) starts a refresh; any other 401, or a second 401 after the retry, is final.
+ * - Revoked. A 401 `token_revoked` means the session was ended elsewhere: no refresh is tried,
+ *   the client signs out (and tells the other tabs), as for a logout in another tab.
  * - Single flight. Calls failing together share one refresh and are all retried with its token.
  * - Tabs. Refreshes, logins and logouts take a Web Lock (`navigator.locks`), so two tabs never
  *   present the same refresh token; the winner shares the new access token on a BroadcastChannel,
@@ -338,6 +340,15 @@ export class TokenClient {
     if (first.status !== 401 || !session || callerAuth) return first;
 
     const code = await this.#authErrorCode(first);
+    if (code === "token_revoked") {
+      // The session was ended elsewhere (logout, revoked, logged out everywhere): a refresh
+      // cannot bring it back, so do not try; sign out as for a logout in another tab.
+      if (this.#epoch === epoch && this.#session?.sid === session.sid) {
+        this.#end("Your session has ended; log in again.", `access token revoked for ${describeRequest(input, init)} → logged out`,
+                  { share: true });
+      }
+      return first;
+    }
     if (code !== "token_expired" && code !== "invalid_token") return first;
     const what = describeRequest(input, init);
     const reason = code === "token_expired" ? "access token expired" : "access token rejected";
