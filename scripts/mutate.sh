@@ -38,9 +38,12 @@ PY
 
 mutate shared/access_tokens.py _verify_signature_and_claims,verify,_unverified_header,parse,FORBIDDEN_HEADERS \
     tests/shared/test_access_tokens.py tests/shared/test_jwks_keys.py
-mutate auth_service/throttle.py begin_attempt,succeeded,_key tests/auth_service/test_login.py "$ONLY_SQLITE"
-mutate auth_service/routes.py _reject_cross_site tests/auth_service/test_refresh.py \
-    "-k 'not postgresql and (csrf or origin)'"
+mutate shared/revocations.py RevocationState tests/shared/test_revocations.py
+mutate auth_service/throttle.py begin_attempt,succeeded,_key,_counters,_UNCOUNT \
+    tests/auth_service/test_login.py tests/auth_service/test_login_ceiling.py "$ONLY_SQLITE"
+mutate auth_service/devices.py recognise,issue,_mac,_ENTRY tests/auth_service/test_login_ceiling.py "$ONLY_SQLITE"
+mutate auth_service/routes.py same_origin_only tests/auth_service/test_refresh.py \
+    tests/auth_service/test_credentials_csrf.py "-k 'not postgresql and (csrf or origin or cross_site or same_origin)'"
 # The slowest last: sessions' tests wait out grace windows and lifetimes.
 mutate auth_service/sessions.py _ROTATE,_REVOKE_BY_TOKEN,_REVOKE_OWNED,rotate,_session_id_of,revoke_by_token \
     tests/auth_service/test_session_store.py tests/auth_service/test_refresh.py tests/auth_service/test_sessions.py \
