@@ -172,7 +172,9 @@ def openapi_document(app: Flask, title: str, version: str = "1.0.0") -> dict[str
             if model is not None:
                 response["content"] = {"application/json": {"schema": keyed[(model, "serialization")]}}
             op["responses"][str(status)] = response
-        error_statuses = set(spec.errors) | {400, 404, 405, 413, 503}
+        # Any request may meet these: bad or oversized requests are refused before routing (414 and
+        # 431 by the gateway or the HTTP server), and an outage is a 503.
+        error_statuses = set(spec.errors) | {400, 404, 405, 413, 414, 431, 503}
         if spec.body is not None:
             error_statuses.add(415)
         if getattr(view, "requires_caller", False):

@@ -38,7 +38,7 @@ def _rotate_together(store: SessionStore, token: str) -> list[str]:
 
 def test_racing_rotations_of_one_token_agree_on_one_successor(store):
     for round_ in range(ROUNDS):
-        _, token = store.create(USER, "test")
+        _, token, _ = store.create(USER, "test")
         successors = set(_rotate_together(store, token))
         assert len(successors) == 1, f"round {round_}: the session forked into {len(successors)} chains"
         [successor] = successors
@@ -48,8 +48,8 @@ def test_racing_rotations_of_one_token_agree_on_one_successor(store):
 
 def test_grace_window_edges(store):
     """A replay at 0.8× the grace window gets the current token; at 1.2× it revokes the session."""
-    _, early_first = store.create(USER, "early")
-    _, late_first = store.create(USER, "late")
+    _, early_first, _ = store.create(USER, "early")
+    _, late_first, _ = store.create(USER, "late")
     early_second = store.rotate(early_first).refresh_token
     late_second = store.rotate(late_first).refresh_token
     started = time.monotonic()
