@@ -13,6 +13,8 @@ from tests.support.backends import RedisServer, listening_ports
 from tests.support.processes import ServiceProcess
 from tests.support.stack import GatewayProcess
 
+pytestmark = pytest.mark.servers  # starts redis-server, nginx and gunicorn
+
 
 @pytest.fixture
 def taken_port() -> Iterator[int]:

@@ -80,6 +80,7 @@ def test_gunicorn_settings_refuse_a_bad_value_naming_the_variable(monkeypatch, v
         runpy.run_path(str(REPO / "gunicorn.conf.py"))  # what gunicorn does with its config file
 
 
+@pytest.mark.servers  # runs a process
 def test_a_service_with_a_bad_value_exits_naming_it(tmp_path: Path, keys_dir: Path):
     """End to end under gunicorn: the JWKS_URL that used to start and answer 200 now stops the start."""
     env = {
@@ -104,6 +105,7 @@ def test_a_missing_signing_key_is_refused_naming_the_variable(tmp_path: Path):
         create_app(AuthConfig(signing_key_path=tmp_path / "absent.pem", database_url=f"sqlite:///{tmp_path}/a.db"))
 
 
+@pytest.mark.servers  # runs a process
 @pytest.mark.parametrize("variable", ["GATEWAY_PORT", "AUTH_PORT", "PROFILE_PORT", "BOARD_PORT", "REDIS_PORT"])
 def test_make_run_refuses_a_bad_port_naming_the_variable(tmp_path: Path, variable: str):
     env = {**os.environ, "VAR_DIR": str(tmp_path), variable: "99999"}
