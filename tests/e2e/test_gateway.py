@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,6 +10,7 @@ import pytest
 import requests
 
 from tests.support.processes import ServiceProcess
+from tests.support.raw_http import exchange
 from tests.support.stack import GatewayProcess
 
 
@@ -130,19 +130,6 @@ def test_large_bodies_under_the_limit_reach_the_service(stack):
 
 # Sent in every malformed request below: no answer may carry it back.
 MARKER = b"<script>edge-marker</script>"
-
-
-def exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send raw bytes (what `requests` refuses to send), read until the server closes; return status, headers, body."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-    return int(status_line.split()[1]), headers, body
 
 
 def assert_problem(answer: tuple[int, dict[str, str], bytes], status: int, code: str) -> None:

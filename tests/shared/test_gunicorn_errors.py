@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from pathlib import Path
 
@@ -11,25 +10,13 @@ import pytest
 import requests
 
 from tests.support.processes import ServiceProcess
+from tests.support.raw_http import exchange
 
 pytestmark = pytest.mark.servers  # starts processes of its own
 
 LIMIT = 1024 * 1024
 # Sent in every bad request: an answer must never carry it back.
 MARKER = "<script>edge-marker</script>"
-
-
-def exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send raw bytes, read until the server closes, and return status, headers and body."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-    return int(status_line.split()[1]), headers, body
 
 
 def chunked(body: bytes, size: int = 64 * 1024) -> bytes:
