@@ -163,33 +163,28 @@ def test_databases_redis_files_keys_and_env_files_are_owner_only(stack: Stack):
         assert _mode(path) == 0o600, path
 
 
+# What runs before umask 077 left readable by others.
+OLDER_PRIVATE_FILES = (
+    "auth.db",
+    "auth.db-wal",
+    "Procfile",
+    "keys/signing.pem",
+    "keys/jwks.json",
+    "redis/password",
+    "redis/appendonlydir/appendonly.aof.1.incr.aof",
+)
+
+
 def test_owner_only_modes_are_restored_on_what_older_runs_left(tmp_path: Path):
     old_umask = os.umask(0o022)  # what the runs before this change created files with
     try:
-        for name in (
-            "auth.db",
-            "auth.db-wal",
-            "Procfile",
-            "keys/signing.pem",
-            "keys/jwks.json",
-            "redis/password",
-            "redis/appendonlydir/appendonly.aof.1.incr.aof",
-            "notes.txt",
-        ):
+        for name in (*OLDER_PRIVATE_FILES, "notes.txt"):
             (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / name).write_text("old")
     finally:
         os.umask(old_umask)
     make_owner_only(tmp_path)
-    for name in (
-        "auth.db",
-        "auth.db-wal",
-        "Procfile",
-        "keys/signing.pem",
-        "keys/jwks.json",
-        "redis/password",
-        "redis/appendonlydir/appendonly.aof.1.incr.aof",
-    ):
+    for name in OLDER_PRIVATE_FILES:
         assert _mode(tmp_path / name) == 0o600, name
     for name in ("keys", "redis", "redis/appendonlydir"):
         assert _mode(tmp_path / name) == 0o700, name

@@ -57,7 +57,29 @@ class PortTaken(RuntimeError):
     """Another process bound the port between free_port() and the server's own bind."""
 
 
-class RedisServer:
+class MovesOffATakenPort:
+    """`start()` for a server on one port: the first start moves to another port when this one was
+    taken meanwhile; a restart keeps its address, which tests rely on."""
+
+    port: int
+    process: subprocess.Popen | None
+
+    def _start_on_port(self):
+        raise NotImplementedError
+
+    def start(self):
+        first_start = self.process is None
+        for _ in range(START_ATTEMPTS):
+            try:
+                return self._start_on_port()
+            except PortTaken:
+                if not first_start:
+                    raise
+                self.port = free_port()
+        raise RuntimeError(f"{type(self).__name__} found {START_ATTEMPTS} ports taken")
+
+
+class RedisServer(MovesOffATakenPort):
     """A redis-server process of our own, so no test depends on what others left in a shared one."""
 
     def __init__(self, directory: Path, *, appendonly: bool = False) -> None:
@@ -69,18 +91,6 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        """Start redis-server; the first start moves to another port when this one was taken meanwhile."""
-        first_start = self.process is None
-        for _ in range(START_ATTEMPTS):
-            try:
-                return self._start_on_port()
-            except PortTaken:
-                if not first_start:
-                    raise  # a restart keeps its address: tests rely on it
-                self.port = free_port()
-        raise RuntimeError(f"redis-server found {START_ATTEMPTS} ports taken")
 
     def _start_on_port(self) -> RedisServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import requests
 
-from tests.support.backends import ADDRESS_IN_USE, START_ATTEMPTS, PortTaken, free_port, listening_ports
+from tests.support.backends import (
+    ADDRESS_IN_USE,
+    START_ATTEMPTS,
+    MovesOffATakenPort,
+    PortTaken,
+    free_port,
+    listening_ports,
+)
 from tests.support.processes import REPO
 
 SERVICES = ("auth", "profile", "board")
@@ -99,7 +106,7 @@ class Stack:
             time.sleep(0.1)
 
 
-class GatewayProcess:
+class GatewayProcess(MovesOffATakenPort):
     """nginx from the same template as `make run`, in front of upstreams the test controls."""
 
     def __init__(self, var_dir: Path, upstreams: dict[str, int]) -> None:
@@ -130,18 +137,6 @@ class GatewayProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> GatewayProcess:
-        """Start nginx; the first start moves to another port when this one was taken meanwhile."""
-        first_start = self.process is None
-        for _ in range(START_ATTEMPTS):
-            try:
-                return self._start_on_port()
-            except PortTaken:
-                if not first_start:
-                    raise  # a restart keeps its address
-                self.port = free_port()
-        raise RuntimeError(f"nginx found {START_ATTEMPTS} ports taken")
 
     def _start_on_port(self) -> GatewayProcess:
         self._write_config()
