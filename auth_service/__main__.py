@@ -20,22 +20,23 @@ if TYPE_CHECKING:
 
 def revocation_publisher(config: AuthConfig) -> RevocationPublisher:
     # Imported here: `keys init`, `keys rotate` and `db` need no Redis client.
-    from auth_service.redis_client import create_redis_client
+    from auth_service.app import connect_redis
     from shared.revocations import RevocationPublisher
 
-    return RevocationPublisher(
-        create_redis_client(config.redis_url), stream=config.revocation_stream, window=config.revocation_window
-    )
+    client, writes = connect_redis(config)
+    return RevocationPublisher(client, stream=config.revocation_stream, window=config.revocation_window, writes=writes)
 
 
 def revoke_all_sessions() -> int:
-    from auth_service.redis_client import create_redis_client
+    from auth_service.app import connect_redis
     from auth_service.sessions import SessionStore
     from shared.revocations import cut_off_now
 
     config = AuthConfig.from_env()
+    client, writes = connect_redis(config)
     store = SessionStore(
-        create_redis_client(config.redis_url),
+        client,
+        writes=writes,
         prefix=config.redis_prefix,
         ttl=config.refresh_token_ttl,
         reuse_grace=config.refresh_reuse_grace,

@@ -9,7 +9,6 @@ from auth_service.config import AuthConfig
 from auth_service.context import AuthContext
 from auth_service.devices import LoginDevices
 from auth_service.passwords import Passwords
-from auth_service.redis_client import REDIS_UNAVAILABLE_ERRORS, create_redis_client
 from auth_service.routes import ERRORS, bp, well_known
 from auth_service.sessions import SessionStore
 from auth_service.throttle import LoginThrottle
@@ -19,7 +18,16 @@ from shared.access_tokens import AccessTokenVerifier, JwksKeys
 from shared.app_wiring import create_service_app
 from shared.config import ConfigError
 from shared.database import DATABASE_UNAVAILABLE_ERRORS, create_database_engine, ping
+from shared.redis_client import REDIS_UNAVAILABLE_ERRORS, RedisClient, ReplicatedWrites, create_redis_client
 from shared.revocations import RevocationPublisher
+
+
+def connect_redis(config: AuthConfig) -> tuple[RedisClient, ReplicatedWrites]:
+    """Auth's Redis client (any topology) and the replica-confirmed writes made through it."""
+    client = create_redis_client(config.redis_url)
+    return client, ReplicatedWrites(
+        client, min_replicas=config.redis_min_replicas_ack, timeout_ms=config.redis_replica_ack_timeout_ms
+    )
 
 
 def build_app(config: AuthConfig | None = None) -> Flask:
@@ -29,7 +37,7 @@ def build_app(config: AuthConfig | None = None) -> Flask:
 
     engine = create_database_engine(config.database_url)
     users = UserStore(engine)
-    redis_client = create_redis_client(config.redis_url)
+    redis_client, writes = connect_redis(config)
     issuer = TokenIssuer(
         config.signing_key_path,
         config.jwks_path,
@@ -46,6 +54,7 @@ def build_app(config: AuthConfig | None = None) -> Flask:
         ),
         sessions=SessionStore(
             redis_client,
+            writes=writes,
             prefix=config.redis_prefix,
             ttl=config.refresh_token_ttl,
             reuse_grace=config.refresh_reuse_grace,
@@ -61,7 +70,9 @@ def build_app(config: AuthConfig | None = None) -> Flask:
         ),
         issuer=issuer,
         devices=LoginDevices(issuer.derive_secret("login-device-cookie")),
-        revocations=RevocationPublisher(redis_client, stream=config.revocation_stream, window=config.revocation_window),
+        revocations=RevocationPublisher(
+            redis_client, stream=config.revocation_stream, window=config.revocation_window, writes=writes
+        ),
     )
 
     # Auth verifies its own Bearer endpoints with the same verifier the resource services use.

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
-
 from auth_service.accounts import Accounts
 from auth_service.config import AuthConfig
 from auth_service.tokens import TokenIssuer
+from shared.redis_client import RedisClient
 from shared.service_context import DatabaseServiceContext
 
 
@@ -17,4 +16,4 @@ class AuthContext(DatabaseServiceContext):
     config: AuthConfig
     accounts: Accounts
     issuer: TokenIssuer
-    redis: redis.Redis
+    redis: RedisClient

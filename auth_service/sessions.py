@@ -12,36 +12,42 @@ replaces the token in one Lua script, so concurrent refreshes never fork a sessi
   whole session is revoked;
 - anything else is unknown and changes nothing (a guessed token cannot log anybody out).
 
-Keys (prefix `auth:` by default; `{sid}` is a hash tag so a session's keys share a cluster slot):
-  session:{sid}        hash: user, token hashes, times, user agent; expires at the absolute limit
-  session:{sid}:spent  set of the session's older token hashes, same expiry
-  session:{sid}:ended  hash: who ended the session (and its last token hashes, for a logout), kept
-                       as long as a revocation can matter, so that a logout or DELETE retried after
-                       its announcement failed (503) is announced again instead of being a no-op
-  user:<id>:sessions   sorted set of the user's session ids by expiry, pruned as it is read
+Keys (prefix `auth:` by default). A user's keys share one hash tag, `{<slot>}`: 4 hex digits of
+a hash of the user id, which also begin each of the user's session ids. So every script below
+touches one Redis Cluster slot, and a refresh token (which starts with its session id) says where
+its session lives without naming the user:
+  {<slot>}:session:<sid>         hash: user, token hashes, times, user agent; expires at the absolute limit
+  {<slot>}:session:<sid>:spent   set of the session's older token hashes, same expiry
+  {<slot>}:session:<sid>:ended   hash: who ended the session (and its last token hashes, for a logout),
+                                 kept as long as a revocation can matter, so that a logout or DELETE
+                                 retried after its announcement failed (503) is announced again
+                                 instead of being a no-op
+  {<slot>}:user:<id>:sessions    sorted set of the user's session ids by expiry, pruned as it is read
 
-Topology: rotation and logout by token touch one session's keys only. Creating a session and
-revoking one session write the user's index in the same script as the session's keys (another
-slot), and logout-all builds session key names inside its script: these three need a single
-Redis primary (with replicas for failover); on Redis Cluster they would fail with CROSSSLOT.
+Every write a client is told about waits for the replicas (shared/redis_client.ReplicatedWrites),
+so a failover loses no session, rotation or logout that was acknowledged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from shared.redis_client import RedisClient, ReplicatedWrites
+
 MAX_USER_AGENT = 256
+SLOT_DIGITS = 4  # hex digits of the hash tag that starts every session id
+_SESSION_ID = re.compile("[0-9a-f]{32}")
 
 
 class F:
@@ -79,18 +85,20 @@ end
 class SessionScript:
     """A Lua script whose arguments are named: the names bind ARGV in order, calls pass them by name."""
 
-    def __init__(self, client: redis.Redis, body: str, *, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, client: RedisClient, body: str, *, args: tuple[str, ...] = ()) -> None:
         prelude = "".join(f"local {name} = ARGV[{position}]\n" for position, name in enumerate(args, 1))
         self.args = args
         self._script = client.register_script(_FIELD_TABLE + _READ_FIELDS + prelude + body)
 
-    def __call__(self, *, keys: list[str], **args: str | int) -> Any:
+    def __call__(self, *, keys: list[str], client: Any = None, **args: str | int) -> Any:
+        """Run the script (on `client` when given: a pipeline queues it)."""
         if set(args) != set(self.args):
             raise TypeError(f"script arguments {sorted(args)} are not {sorted(self.args)}")
-        return self._script(keys=keys, args=[args[name] for name in self.args])
+        return self._script(keys=keys, args=[args[name] for name in self.args], client=client)
 
 
-# KEYS: the new session's hash, the user's index.
+# `sessions` is the user's session key prefix, `{<slot>}:session:`: every session of the index is
+# in the same slot. KEYS: the new session's hash, the user's index.
 _CREATE = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -101,7 +109,7 @@ redis.call('PEXPIREAT', KEYS[1], expires_at)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 -- Forget index entries of sessions that ended early (reuse, logout), so that only live ones count.
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  if redis.call('EXISTS', prefix .. 'session:{' .. sid .. '}') == 0 then redis.call('ZREM', KEYS[2], sid) end
+  if redis.call('EXISTS', sessions .. sid) == 0 then redis.call('ZREM', KEYS[2], sid) end
 end
 redis.call('ZADD', KEYS[2], expires_at, session_id)
 -- Over the cap, the sessions that expire first (the oldest logins) end; their ids are returned.
@@ -110,7 +118,7 @@ local excess = redis.call('ZCARD', KEYS[2]) - tonumber(max_sessions)
 if excess > 0 then
   local oldest = redis.call('ZPOPMIN', KEYS[2], excess)
   for i = 1, #oldest, 2 do
-    redis.call('DEL', prefix .. 'session:{' .. oldest[i] .. '}', prefix .. 'session:{' .. oldest[i] .. '}:spent')
+    redis.call('DEL', sessions .. oldest[i], sessions .. oldest[i] .. ':spent')
     table.insert(ended, oldest[i])
   end
 end
@@ -127,7 +135,7 @@ _CREATE_ARGS = (
     "user_agent",
     "lifetime_ms",
     "max_sessions",
-    "prefix",
+    "sessions",
 )
 
 # KEYS: the session's hash, its spent set.
@@ -158,11 +166,12 @@ _ROTATE_ARGS = ("presented", "successor_hash", "successor_wrapped", "grace_ms")
 
 # Logout: only a holder of the current token or its predecessor may end the session, or repeat
 # the ending of a session it ended (its announcement may have failed).
-# KEYS: the session's hash, its spent set, its ended marker.
+# KEYS: the session's hash, its spent set, its ended marker; `users` is the slot's `{<slot>}:user:`.
 _REVOKE_BY_TOKEN = """
 local s = read(KEYS[1], F.user_id, F.token_hash, F.prev_hash)
 if s.user_id and (s.token_hash == presented or s.prev_hash == presented) then
   redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('ZREM', users .. s.user_id .. ':sessions', session_id)
   redis.call('HSET', KEYS[3], F.user_id, s.user_id, F.token_hash, s.token_hash, F.prev_hash, s.prev_hash or '')
   redis.call('PEXPIRE', KEYS[3], ended_ttl_ms)
   return s.user_id
@@ -185,13 +194,11 @@ redis.call('PEXPIRE', KEYS[4], ended_ttl_ms)
 return 1
 """
 
-# REVIEW: this script and _CREATE (its session cap) build session key names inside the script,
-# which a single Redis (or a Redis replica set) allows; on Redis Cluster the user's sessions would
-# need one hash tag. KEYS: the user's index.
+# KEYS: the user's index.
 _REVOKE_ALL = """
 local sids = redis.call('ZRANGE', KEYS[1], 0, -1)
 for _, sid in ipairs(sids) do
-  redis.call('DEL', prefix .. 'session:{' .. sid .. '}', prefix .. 'session:{' .. sid .. '}:spent')
+  redis.call('DEL', sessions .. sid, sessions .. sid .. ':spent')
 end
 redis.call('DEL', KEYS[1])
 return #sids
@@ -254,7 +261,7 @@ def _unwrap_successor(predecessor: str, wrapped: str, session_id: str) -> str:
 
 def _session_id_of(token: str) -> str:
     session_id, dot, secret = token.partition(".")
-    if not dot or len(session_id) != 32 or len(secret) < 43 or len(token) > 128:
+    if not dot or not _SESSION_ID.fullmatch(session_id) or len(secret) < 43 or len(token) > 128:
         raise InvalidRefreshToken("malformed")
     return session_id
 
@@ -268,16 +275,24 @@ def _from_ms(value: str | bytes) -> datetime:
     return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
 
 
+def slot_of(user_id: str) -> str:
+    """The hash tag of a user's keys: 4 hex digits of a hash of the user id (65,536 tags spread
+    over the 16,384 cluster slots). It starts every session id of the user, so a refresh token
+    finds its slot, and it tells nobody who the user is."""
+    return hashlib.sha256(b"session-slot:" + user_id.encode()).hexdigest()[:SLOT_DIGITS]
+
+
 class SessionStore:
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         *,
         prefix: str,
         ttl: int,
         reuse_grace: int,
         max_per_user: int = 50,
         ended_ttl: int = 3665,
+        writes: ReplicatedWrites | None = None,
     ) -> None:
         self.redis = client
         self.prefix = prefix
@@ -285,29 +300,44 @@ class SessionStore:
         self.grace_ms = reuse_grace * 1000
         self.max_per_user = max_per_user
         self.ended_ttl_ms = ended_ttl * 1000
+        self.writes = writes or ReplicatedWrites(client, min_replicas=None)
         self._create = SessionScript(client, _CREATE, args=_CREATE_ARGS)
         self._rotate = SessionScript(client, _ROTATE, args=_ROTATE_ARGS)
-        self._revoke_by_token = SessionScript(client, _REVOKE_BY_TOKEN, args=("presented", "ended_ttl_ms"))
+        self._revoke_by_token = SessionScript(
+            client, _REVOKE_BY_TOKEN, args=("presented", "session_id", "users", "ended_ttl_ms")
+        )
         self._revoke_owned = SessionScript(client, _REVOKE_OWNED, args=("user_id", "session_id", "ended_ttl_ms"))
-        self._revoke_all = SessionScript(client, _REVOKE_ALL, args=("prefix",))
+        self._revoke_all = SessionScript(client, _REVOKE_ALL, args=("sessions",))
+
+    def _slot(self, slot: str) -> str:
+        return f"{self.prefix}{{{slot}}}:"
+
+    def _sessions(self, session_id: str) -> str:
+        """The key prefix of the sessions in this session id's slot."""
+        return self._slot(session_id[:SLOT_DIGITS]) + "session:"
 
     def _keys(self, session_id: str) -> list[str]:
-        base = f"{self.prefix}session:{{{session_id}}}"
+        base = self._sessions(session_id) + session_id
         return [base, base + ":spent"]
 
     def _ended(self, session_id: str) -> str:
-        return f"{self.prefix}session:{{{session_id}}}:ended"
+        return self._sessions(session_id) + session_id + ":ended"
 
     def _index(self, user_id: str) -> str:
-        return f"{self.prefix}user:{user_id}:sessions"
+        return self._slot(slot_of(user_id)) + f"user:{user_id}:sessions"
+
+    def _write(self, script: SessionScript, keys: list[str], **args: str | int) -> Any:
+        """Run a script that changes sessions, confirmed by the replicas before anyone is told."""
+        return self.writes.write(keys[0], lambda client: script(keys=keys, client=client, **args))
 
     def create(self, user: SessionUser, user_agent: str) -> tuple[str, str, list[str]]:
         """Start a session; return its id, first refresh token, and the ids of the sessions that
         ended because the user was past the cap (the oldest)."""
-        session_id = secrets.token_hex(16)
+        session_id = slot_of(user.id) + secrets.token_hex(16 - SLOT_DIGITS // 2)
         token = f"{session_id}.{secrets.token_urlsafe(32)}"
-        ended = self._create(
-            keys=[self._keys(session_id)[0], self._index(user.id)],
+        ended = self._write(
+            self._create,
+            [self._keys(session_id)[0], self._index(user.id)],
             session_id=session_id,
             user_id=user.id,
             email=user.email,
@@ -316,30 +346,31 @@ class SessionStore:
             user_agent=user_agent[:MAX_USER_AGENT],
             lifetime_ms=self.ttl_ms,
             max_sessions=self.max_per_user,
-            prefix=self.prefix,
+            sessions=self._sessions(session_id),
         )
-        return session_id, token, [sid.decode() for sid in ended]
+        return session_id, token, [_text(sid) for sid in ended]
 
     def rotate(self, token: str) -> Renewal:
         """Exchange a refresh token for its successor, atomically; see the module docstring."""
         session_id = _session_id_of(token)
         successor = f"{session_id}.{secrets.token_urlsafe(32)}"
-        result = self._rotate(
-            keys=self._keys(session_id),
+        result = self._write(
+            self._rotate,
+            self._keys(session_id),
             presented=token_hash(token),
             successor_hash=token_hash(successor),
             successor_wrapped=_wrap_successor(token, successor, session_id),
             grace_ms=self.grace_ms,
         )
-        outcome = result[0].decode()
+        outcome = _text(result[0])
         if outcome == "reused":
-            raise InvalidRefreshToken("reused", user_id=result[1].decode(), session_id=session_id)
+            raise InvalidRefreshToken("reused", user_id=_text(result[1]), session_id=session_id)
         if outcome == "invalid":
             raise InvalidRefreshToken("unknown")
-        user = SessionUser(*(value.decode() for value in result[1:4]))
+        user = SessionUser(*(_text(value) for value in result[1:4]))
         if outcome == "grace":
             try:
-                successor = _unwrap_successor(token, result[4].decode(), session_id)
+                successor = _unwrap_successor(token, _text(result[4]), session_id)
             except (InvalidTag, ValueError):
                 raise InvalidRefreshToken("unknown") from None
         return Renewal(session_id, user, successor)
@@ -351,22 +382,25 @@ class SessionStore:
             session_id = _session_id_of(token)
         except InvalidRefreshToken:
             return None
-        user_id = self._revoke_by_token(
-            keys=[*self._keys(session_id), self._ended(session_id)],
+        user_id = self._write(
+            self._revoke_by_token,
+            [*self._keys(session_id), self._ended(session_id)],
             presented=token_hash(token),
+            session_id=session_id,
+            users=self._slot(session_id[:SLOT_DIGITS]) + "user:",
             ended_ttl_ms=self.ended_ttl_ms,
         )
-        if not user_id:
-            return None
-        self.redis.zrem(self._index(user_id.decode()), session_id)
-        return session_id
+        return session_id if user_id else None
 
     def revoke(self, user_id: str, session_id: str) -> bool:
         """End one of the user's sessions (True also when the user just ended it); False when the
         user has no such session."""
+        if not _SESSION_ID.fullmatch(session_id) or session_id[:SLOT_DIGITS] != slot_of(user_id):
+            return False  # not an id this user's sessions can have
         return bool(
-            self._revoke_owned(
-                keys=[*self._keys(session_id), self._index(user_id), self._ended(session_id)],
+            self._write(
+                self._revoke_owned,
+                [*self._keys(session_id), self._index(user_id), self._ended(session_id)],
                 user_id=user_id,
                 session_id=session_id,
                 ended_ttl_ms=self.ended_ttl_ms,
@@ -374,7 +408,8 @@ class SessionStore:
         )
 
     def revoke_all(self, user_id: str) -> int:
-        return int(self._revoke_all(keys=[self._index(user_id)], prefix=self.prefix))
+        index = self._index(user_id)
+        return int(self._write(self._revoke_all, [index], sessions=self._slot(slot_of(user_id)) + "session:"))
 
     def is_active(self, user_id: str, session_id: str) -> bool:
         owner = self.redis.hget(self._keys(session_id)[0], F.user_id)
@@ -391,22 +426,23 @@ class SessionStore:
             pipe.hmget(self._keys(session_id)[0], F.user_id, F.created_at, F.last_used_at, F.user_agent)
         sessions, ended = [], []
         for session_id, (owner, created, used, agent) in zip(session_ids, pipe.execute(), strict=True):
-            if owner is None or owner.decode() != user_id:
+            if owner is None or _text(owner) != user_id:
                 ended.append(session_id)
                 continue
-            sessions.append(SessionInfo(session_id, _from_ms(created), _from_ms(used), agent.decode()))
+            sessions.append(SessionInfo(session_id, _from_ms(created), _from_ms(used), _text(agent)))
         if ended:
             self.redis.zrem(index, *ended)
         return sorted(sessions, key=lambda s: s.created_at, reverse=True)
 
     def revoke_everyone(self) -> int:
-        """End every session of every user (key compromise); return how many sessions ended."""
+        """End every session of every user (key compromise); return how many sessions ended. On a
+        Cluster the scan visits every primary."""
         sessions = 0
-        for pattern in (f"{self.prefix}session:*", f"{self.prefix}user:*:sessions"):
-            keys = list(self.redis.scan_iter(match=pattern, count=1000))
-            sessions += sum(1 for key in keys if key.endswith(b"}"))  # the hashes, not the spent sets
+        for pattern in (f"{self.prefix}{{*}}:session:*", f"{self.prefix}{{*}}:user:*:sessions"):
+            keys = [_text(key) for key in self.redis.scan_iter(match=pattern, count=1000)]
+            sessions += sum(1 for key in keys if _SESSION_ID.fullmatch(key.rpartition(":")[2]))  # hashes only
             for start in range(0, len(keys), 1000):
-                self.redis.delete(*keys[start : start + 1000])
+                self.redis.delete(*keys[start : start + 1000])  # a Cluster client splits it by slot
         return sessions
 
     def ping(self) -> None:

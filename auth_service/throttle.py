@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 
-import redis
+from shared.redis_client import RedisClient
 
 # Undo this attempt's count on the account-wide counter, but never bring a key back to life.
 _UNCOUNT = """
@@ -26,7 +26,7 @@ return 0
 
 class LoginThrottle:
     def __init__(
-        self, client: redis.Redis, *, prefix: str, max_failures: int, account_max_failures: int, window: int
+        self, client: RedisClient, *, prefix: str, max_failures: int, account_max_failures: int, window: int
     ) -> None:
         self.redis = client
         self.prefix = prefix
@@ -35,10 +35,13 @@ class LoginThrottle:
         self.window = window
         self._uncount = client.register_script(_UNCOUNT)
 
-    def _key(self, kind: str, *parts: str) -> str:
-        # Hashed, so Redis holds no email address, IP or cookie in clear.
-        digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
-        return f"{self.prefix}login-attempts:{kind}:{digest}"
+    def _key(self, kind: str, email_key: str, *parts: str) -> str:
+        # Hashed, so Redis holds no email address, IP or cookie in clear. An account's counters share
+        # a hash tag (one Cluster slot), so one transaction counts them together.
+        def digest(*values: str) -> str:
+            return hashlib.sha256("\0".join(values).encode()).hexdigest()[:32]
+
+        return f"{self.prefix}login-attempts:{{{digest(email_key)[:16]}}}:{kind}:{digest(email_key, *parts)}"
 
     def _counters(self, email_key: str, address: str, device: str | None) -> list[tuple[str, int]]:
         by_address = (self._key("address", email_key, address), self.max_failures)

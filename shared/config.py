@@ -52,7 +52,16 @@ def is_http_url(value: str) -> str:
     return value
 
 
+def _is_redis_url(value: str) -> str:
+    """Refuse anything but a Redis URL of a topology the services support (shared/redis_client.py)."""
+    from shared.redis_client import parse_redis_url  # imported here: reading a config loads no Redis client
+
+    parse_redis_url(value)
+    return value
+
+
 DatabaseUrl = Annotated[str, AfterValidator(_is_database_url)]
+RedisUrl = Annotated[str, AfterValidator(_is_redis_url)]
 
 
 class ServiceConfig(BaseSettings):
@@ -78,7 +87,7 @@ class ServiceConfig(BaseSettings):
     jwks_refresh_interval: float = Field(60.0, gt=0)
     # The Redis holding auth's revocation feed, read-only (a user allowed the stream alone); empty:
     # no feed, so revocations reach this service only when the tokens expire.
-    revocation_feed_url: str = ""
+    revocation_feed_url: Annotated[str, AfterValidator(lambda url: url and _is_redis_url(url))] = ""
     revocation_feed_stream: str = "auth:revocations"
     # Verified tokens remembered until they expire (0 turns the cache off, e.g. to measure it).
     verified_token_cache_size: int = Field(10_000, ge=0)

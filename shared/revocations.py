@@ -24,13 +24,15 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from shared.redis_client import REDIS_UNAVAILABLE_ERRORS, RedisClient, ReplicatedWrites, create_redis_client
+
 if TYPE_CHECKING:
     from shared.access_tokens import Caller, JwksKeys
 
 log = logging.getLogger("shared.revocations")
 
 STREAM_SUFFIX = "revocations"
-FEED_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ResponseError)
+FEED_ERRORS: tuple[type[BaseException], ...] = (*REDIS_UNAVAILABLE_ERRORS, redis.exceptions.ResponseError)
 
 
 def cut_off_now() -> int:
@@ -207,17 +209,11 @@ class RevocationFeed:
                 next_jwks = time.monotonic() + self.jwks_refresh_interval
                 self.state.prune()
 
-    def _client(self) -> redis.Redis:
+    def _client(self) -> RedisClient:
         # The socket timeout must outlast the blocking read, or every quiet second would be an error.
-        return redis.Redis.from_url(
-            self.url,
-            socket_timeout=self.BLOCK_MS / 1000 + 2,
-            socket_connect_timeout=1.0,
-            socket_keepalive=True,
-            decode_responses=True,
-        )
+        return create_redis_client(self.url, socket_timeout=self.BLOCK_MS / 1000 + 2, decode_responses=True)
 
-    def _catch_up(self, client: redis.Redis) -> None:
+    def _catch_up(self, client: RedisClient) -> None:
         """Replay what was added since the last event seen (everything, on start): entries trimmed
         away meanwhile were older than any still-valid token."""
         while True:
@@ -229,7 +225,7 @@ class RevocationFeed:
                 break
         self._synced.set()
 
-    def _read(self, client: redis.Redis, *, block_ms: int) -> None:
+    def _read(self, client: RedisClient, *, block_ms: int) -> None:
         # With decode_responses the reply is [[stream, [(id, {field: value}), ...]]], all text.
         reply: list[tuple[str, list[tuple[str, dict[str, str]]]]] | None = client.xread(  # type: ignore[assignment]
             {self.stream: self.last_id}, count=self.PAGE, block=block_ms
@@ -273,9 +269,17 @@ class RevocationPublisher:
     ATTEMPTS = 3
 
     def __init__(
-        self, client: redis.Redis, *, stream: str, window: float, clock: Callable[[], float] = time.time
+        self,
+        client: RedisClient,
+        *,
+        stream: str,
+        window: float,
+        clock: Callable[[], float] = time.time,
+        writes: ReplicatedWrites | None = None,
     ) -> None:
         self.redis = client
+        # A revocation lost in a failover would let the revoked tokens work again: replicas confirm it.
+        self.writes = writes or ReplicatedWrites(client, min_replicas=None)
         self.stream = stream
         self.window = window
         self.clock = clock
@@ -299,7 +303,10 @@ class RevocationPublisher:
         for attempt in range(1, self.ATTEMPTS + 1):
             try:
                 # Exact MINID trimming: the stream never holds an event older than the window.
-                self.redis.xadd(self.stream, dict(fields), minid=max(oldest, 0), approximate=False)  # type: ignore[arg-type]
+                self.writes.write(
+                    self.stream,
+                    lambda client: client.xadd(self.stream, dict(fields), minid=max(oldest, 0), approximate=False),
+                )
                 return
             except FEED_ERRORS as exc:
                 if attempt == self.ATTEMPTS:

@@ -5,7 +5,7 @@ import time
 import psycopg
 import pytest
 
-from auth_service.redis_client import REDIS_RETRIES, REDIS_TIMEOUT_SECONDS
+from shared.redis_client import REDIS_RETRIES, REDIS_TIMEOUT_SECONDS
 from tests.auth_service.conftest import PASSWORD
 from tests.support.backends import POSTGRES_ADMIN_URL, free_port
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from auth_service.redis_client import REDIS_RETRIES, REDIS_TIMEOUT_SECONDS
+from shared.redis_client import REDIS_RETRIES, REDIS_TIMEOUT_SECONDS
 from tests.auth_service.conftest import PASSWORD
 from tests.faults.conftest import (
     assert_problem,

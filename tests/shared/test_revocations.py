@@ -10,8 +10,8 @@ import time
 import pytest
 import redis as redis_lib
 
-from auth_service.redis_client import create_redis_client
 from shared.access_tokens import AccessTokenVerifier, Caller, JwksKeys, TokenError
+from shared.redis_client import create_redis_client
 from shared.revocations import RevocationFeed, RevocationNotPublished, RevocationPublisher, RevocationState
 from tests.support.backends import free_port
 from tests.support.tokens import AUDIENCE, ISSUER
