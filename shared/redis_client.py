@@ -67,7 +67,7 @@ class RedisUrl:
     """A parsed REDIS_URL; `nodes` are the sentinels (sentinel) or the seed nodes (cluster)."""
 
     topology: Topology
-    url: str
+    url: str = field(repr=False)
     nodes: tuple[tuple[str, int], ...] = ()
     username: str | None = None
     password: str | None = field(default=None, repr=False)

@@ -30,12 +30,24 @@ SHARED_VARIABLES = [
     ("JWKS_REFETCH_COOLDOWN", "-1"),
     ("VERIFIED_TOKEN_CACHE_SIZE", "-1"),
     ("MAX_BODY_BYTES", "10"),
+    ("REVOCATION_FEED_URL", "notaurl"),
+    ("REVOCATION_FEED_URL", "redis+sentinel://127.0.0.1:26379"),
 ]
 AUTH_VARIABLES = [
     ("AUTH_DATABASE_URL", "nonsense"),
     ("AUTH_DATABASE_URL", "mysql://db/users"),
     ("REDIS_URL", "notaurl"),
     ("REDIS_URL", "redis://127.0.0.1:99999/0"),
+    ("REDIS_URL", "redis+sentinel://127.0.0.1:26379"),  # no master name
+    ("REDIS_URL", "redis+sentinel://127.0.0.1:26379/mymaster/zero"),
+    ("REDIS_URL", "redis+sentinel://127.0.0.1/mymaster"),  # no port
+    ("REDIS_URL", "redis+cluster://127.0.0.1:7000,127.0.0.1/"),
+    ("REDIS_URL", "redis+cluster://127.0.0.1:7000/3"),  # a cluster has database 0 only
+    ("REDIS_URL", "redis+cluster://127.0.0.1:7000?timeout=3"),
+    ("REDIS_URL", "rediss+cluster://127.0.0.1:7000"),
+    ("REDIS_PREFIX", "auth:{x}:"),
+    ("REDIS_MIN_REPLICAS_ACK", "-1"),
+    ("REDIS_REPLICA_ACK_TIMEOUT_MS", "0"),
     ("ACCESS_TOKEN_TTL", "0"),
     ("ACCESS_TOKEN_TTL", "an hour"),
     ("REFRESH_TOKEN_TTL", "0"),
