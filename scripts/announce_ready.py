@@ -3,29 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
 import signal
 import time
 import urllib.request
+from collections.abc import Callable
 
 import redis
-
-ports = {
-    name: os.environ.get(f"{name}_PORT", default)
-    for name, default in (("GATEWAY", "8080"), ("AUTH", "8001"), ("PROFILE", "8002"), ("BOARD", "8003"))
-}
-checks = {
-    "redis": lambda: redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=1).ping(),
-    "auth": lambda: _ready(f"http://127.0.0.1:{ports['AUTH']}/readyz"),
-    "profile": lambda: _ready(f"http://127.0.0.1:{ports['PROFILE']}/readyz"),
-    "board": lambda: _ready(f"http://127.0.0.1:{ports['BOARD']}/readyz"),
-    "gateway": lambda: _ready(f"http://127.0.0.1:{ports['GATEWAY']}/healthz"),
-}
 
 
 def _ready(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own http://127.0.0.1 URLs
         return response.status == 200
+
+
+# Each process's port by name (gateway, auth, or auth-1, auth-2 ... for replicas), from run_stack.py.
+ports: dict[str, int] = json.loads(os.environ["READY_PORTS"])
+checks: dict[str, Callable[[], object]] = {
+    "redis": lambda: redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=1).ping(),
+    **{
+        name: functools.partial(_ready, f"http://127.0.0.1:{port}/{'healthz' if name == 'gateway' else 'readyz'}")
+        for name, port in ports.items()
+    },
+}
 
 
 def main() -> None:
@@ -41,7 +43,7 @@ def main() -> None:
     if pending:
         print(f"still not ready after 120 s: {', '.join(pending)}", flush=True)
     else:
-        print(f"the stack is up: open http://localhost:{ports['GATEWAY']}/", flush=True)
+        print(f"the stack is up: open http://localhost:{ports['gateway']}/", flush=True)
     signal.pause()  # honcho stops the whole stack when any process exits
 
 

@@ -6,6 +6,9 @@ database or Redis), nginx and Redis only the basics. Settings come from the shel
 Ports and paths: GATEWAY_PORT (8080), AUTH_PORT (8001), PROFILE_PORT (8002), BOARD_PORT (8003),
 REDIS_PORT (6390, for the password-protected local Redis started when REDIS_URL is not given),
 VAR_DIR (var/). Everything under var/ is created owner-only (umask 077).
+Replicas: AUTH_REPLICAS, PROFILE_REPLICAS, BOARD_REPLICAS (1 to 16, default 1) gunicorns per
+service, replica n on the service's port + 100·(n-1), each its own Procfile line (auth-1, auth-2,
+... ; a single one keeps the service's name), all of them in the gateway's upstream.
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ from shared.config import ServiceConfig  # noqa: E402
 TEMPLATE = REPO / "gateway" / "nginx.conf.template"
 TEMPLATE_VARIABLES = (
     "GATEWAY_PORT",
-    "AUTH_UPSTREAM",
-    "PROFILE_UPSTREAM",
-    "BOARD_UPSTREAM",
+    "AUTH_UPSTREAM_SERVERS",
+    "PROFILE_UPSTREAM_SERVERS",
+    "BOARD_UPSTREAM_SERVERS",
     "WEB_ROOT",
     "UPSTREAM_BIND",
 )
@@ -48,6 +51,14 @@ SERVICES = {
     "profile": ("profile_service", ProfileConfig),
     "board": ("board_service", BoardConfig),
 }
+MAX_REPLICAS = 16
+# Replica n of a service listens on its port + 100·(n-1): the default ports 8001, 8002 and 8003
+# stay apart up to 16 replicas each.
+REPLICA_PORT_STEP = 100
+# A replica that fails a connection (stopped, crashed) gets no requests for this long, so the
+# others take its share instead of 1/N of all requests answering 502; then nginx tries it again.
+# nginx never marks a lone server down, so one replica behaves as with max_fails=0.
+REPLICA_FAIL_TIMEOUT = "5s"
 # What every process may inherit from the shell: locale, paths, terminal; none of it is a setting.
 BASIC_VARIABLES = (
     "PATH",
@@ -113,9 +124,57 @@ def revocation_feed_acl(password: str, stream: str) -> str:
     )
 
 
-def procfile_line(name: str, environment: dict[str, str], command: str, env_dir: Path) -> str:
-    """Save `environment` for process `name`; return the Procfile line running `command` with only it."""
-    env_file = env_dir / f"{name}.json"
+def replica_count(env: dict[str, str], service: str) -> int:
+    """Read <SERVICE>_REPLICAS (default 1); stop, naming the variable, unless it is 1 to 16."""
+    variable = f"{service.upper()}_REPLICAS"
+    value = env.get(variable, "1")
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_REPLICAS):
+        sys.exit(f"run: {variable} must be a whole number from 1 to {MAX_REPLICAS}, not {value!r}")
+    return int(value)
+
+
+def replica_ports(first_port: int, replicas: int) -> list[int]:
+    return [first_port + REPLICA_PORT_STEP * index for index in range(replicas)]
+
+
+def replica_names(service: str, replicas: int) -> list[str]:
+    """Process names: the service's own for a single replica (as before), else auth-1, auth-2, ..."""
+    return [service] if replicas == 1 else [f"{service}-{n}" for n in range(1, replicas + 1)]
+
+
+def upstream_servers(ports: list[int]) -> str:
+    """The nginx `server` directives of one service's replicas on loopback, one per line."""
+    return "\n    ".join(f"server 127.0.0.1:{port} max_fails=1 fail_timeout={REPLICA_FAIL_TIMEOUT};" for port in ports)
+
+
+def service_ports(ports: dict[str, str], replicas: dict[str, int]) -> dict[str, int]:
+    """Every process's port by process name (redis when `ports` has it, auth-1, auth-2, profile, ...,
+    gateway); stop, naming the variables, when two would share one or a replica's would pass 65535."""
+    owners = {"redis": ("REDIS_PORT", int(ports["REDIS"]))} if "REDIS" in ports else {}
+    for service, count in replicas.items():
+        variable, first = f"{service.upper()}_PORT", int(ports[service.upper()])
+        names, numbers = replica_names(service, count), replica_ports(first, count)
+        for index, (name, port) in enumerate(zip(names, numbers, strict=True)):
+            origin = f"{variable} + {port - first} ({service.upper()}_REPLICAS)" if index else variable
+            if port > 65535:
+                sys.exit(f"run: {name} would listen on {origin} = {port}, past 65535; lower {variable}")
+            owners[name] = (origin, port)
+    owners["gateway"] = ("GATEWAY_PORT", int(ports["GATEWAY"]))
+    taken: dict[int, str] = {}
+    for name, (origin, port) in owners.items():
+        if port in taken:
+            first_owner = taken[port]
+            sys.exit(f"run: port {port} is both {owners[first_owner][0]} ({first_owner}) and {origin} ({name})")
+        taken[port] = name
+    return {name: port for name, (_, port) in owners.items()}
+
+
+def procfile_line(
+    name: str, environment: dict[str, str], command: str, env_dir: Path, *, env_name: str | None = None
+) -> str:
+    """Save `environment` for process `name` (in `env_name`.json when given: replicas share their
+    service's); return the Procfile line running `command` with only it."""
+    env_file = env_dir / f"{env_name or name}.json"
     env_file.write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n")
     # The file keeps secrets out of command lines, which every local user can read in /proc; `exec`
     # leaves no shell behind holding honcho's whole environment.
@@ -190,6 +249,10 @@ def main() -> None:
     for name, port in ports.items():
         if not port.isdigit() or not 1 <= int(port) <= 65535:
             sys.exit(f"run: {name}_PORT must be a port number from 1 to 65535, not {port!r}")
+    replicas = {service: replica_count(env, service) for service in SERVICES}
+    local_redis = not env.get("REDIS_URL")
+    process_ports = service_ports({k: v for k, v in ports.items() if k != "REDIS" or local_redis}, replicas)
+    ports_of = {service: replica_ports(int(ports[service.upper()]), count) for service, count in replicas.items()}
     var_dir.mkdir(parents=True, exist_ok=True)
     make_owner_only(var_dir)
     (var_dir / "gateway").mkdir(parents=True, exist_ok=True)
@@ -205,9 +268,10 @@ def main() -> None:
         render_gateway_config(
             {
                 "GATEWAY_PORT": ports["GATEWAY"],
-                "AUTH_UPSTREAM": f"127.0.0.1:{ports['AUTH']}",
-                "PROFILE_UPSTREAM": f"127.0.0.1:{ports['PROFILE']}",
-                "BOARD_UPSTREAM": f"127.0.0.1:{ports['BOARD']}",
+                **{
+                    f"{service.upper()}_UPSTREAM_SERVERS": upstream_servers(listening)
+                    for service, listening in ports_of.items()
+                },
                 "WEB_ROOT": str(REPO / "gateway" / "web"),
                 "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
             }
@@ -216,7 +280,6 @@ def main() -> None:
     nginx_config = var_dir / "gateway" / "nginx.conf"
     nginx_config.write_text(main_nginx_config(var_dir, server_config))
 
-    local_redis = not env.get("REDIS_URL")
     redis_url = env.get("REDIS_URL")
     # Profile and board follow auth's revocation feed, never with auth's Redis password.
     feed_url = env.get("REVOCATION_FEED_URL", "")
@@ -237,6 +300,8 @@ def main() -> None:
         "BOARD_DATABASE_URL": env.get("BOARD_DATABASE_URL") or f"sqlite:///{var_dir}/board.db",
         "SIGNING_KEY_PATH": str(keys / "signing.pem"),
         "JWKS_PATH": str(keys / "jwks.json"),
+        # The first auth replica: every replica publishes the same keys, and honcho stops the
+        # whole stack when any of them exits.
         "JWKS_URL": env.get("JWKS_URL") or f"http://127.0.0.1:{ports['AUTH']}/.well-known/jwks.json",
         "TRUSTED_PROXY_HOPS": "1",
         "TRUSTED_PROXY_ADDRESSES": GATEWAY_SOURCE_ADDRESS,
@@ -270,21 +335,29 @@ def main() -> None:
         if name != "auth" and feed_url:
             environment["REVOCATION_FEED_URL"] = feed_url
         service_environments[name] = environment
-        lines.append(
-            procfile_line(
-                name,
-                environment,
-                f"{gunicorn} --bind 127.0.0.1:{ports[name.upper()]} '{package}:create_app()'",
-                env_dir,
+        # Each replica its own gunicorn on its own port, all with the service's one environment.
+        for replica in replica_names(name, replicas[name]):
+            lines.append(
+                procfile_line(
+                    replica,
+                    environment,
+                    f"{gunicorn} --bind 127.0.0.1:{process_ports[replica]} '{package}:create_app()'",
+                    env_dir,
+                    env_name=name,
+                )
             )
-        )
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     lines.append(
         procfile_line(
             "gateway", basics, f"{nginx} -c {nginx_config} -p {var_dir / 'gateway'} -g 'daemon off;'", env_dir
         )
     )
-    ready_env = {**basics, "REDIS_URL": redis_url, **{f"{name}_PORT": port for name, port in ports.items()}}
+    # The announcer checks each process by name: `auth is ready`, or `auth-1 is ready`, `auth-2 ...`.
+    ready_env = {
+        **basics,
+        "REDIS_URL": redis_url,
+        "READY_PORTS": json.dumps({name: port for name, port in process_ports.items() if name != "redis"}),
+    }
     lines.append(
         procfile_line("ready", ready_env, f"{sys.executable} {REPO / 'scripts' / 'announce_ready.py'}", env_dir)
     )
@@ -292,6 +365,13 @@ def main() -> None:
     procfile.write_text("\n".join(lines) + "\n")
 
     migrate_databases(service_environments)  # each with the environment its service gets
+    for service, count in replicas.items():
+        listening = ", ".join(map(str, ports_of[service]))
+        print(
+            f"run: {service}: {count} {'replica' if count == 1 else 'replicas'} ({service.upper()}_REPLICAS) "
+            f"on {'port' if count == 1 else 'ports'} {listening}, behind the gateway",
+            flush=True,
+        )
 
     honcho = python_bin / "honcho"
     os.chdir(REPO)

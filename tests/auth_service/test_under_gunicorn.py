@@ -1,6 +1,5 @@
 """The auth service as production runs it: gunicorn workers sharing Redis and the database."""
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import requests
 
 from tests.auth_service.conftest import CHEAP_ARGON2, PASSWORD
 from tests.support.processes import ServiceProcess
+from tests.support.racing import refresh_together
 
 
 @pytest.fixture
@@ -46,20 +46,6 @@ def _refresh(base: str, token: str) -> requests.Response:
 ROUNDS = 10
 
 
-def _refresh_together(base: str, token: str, racers: int) -> list[requests.Response]:
-    """Send `racers` refreshes of `token` released by a barrier over already-open connections."""
-    barrier = threading.Barrier(racers)
-
-    def racer(_: int) -> requests.Response:
-        http = requests.Session()
-        http.get(f"{base}/healthz", timeout=10)  # connect first, so the barrier releases requests, not handshakes
-        barrier.wait(timeout=10)
-        return http.post(f"{base}/api/auth/refresh", headers={"Cookie": f"refresh_token={token}"}, timeout=10)
-
-    with ThreadPoolExecutor(max_workers=racers) as pool:
-        return list(pool.map(racer, range(racers)))  # a racer's exception fails the test here
-
-
 def test_twenty_parallel_refreshes_keep_exactly_one_chain(auth_process):
     """Rounds of 20 racing refreshes; the SessionStore test is the sharp one, this is the same race end to end."""
     base = auth_process.url
@@ -67,7 +53,7 @@ def test_twenty_parallel_refreshes_keep_exactly_one_chain(auth_process):
         browser = _login(base, f"racer{round_}@example.com")
         token = browser.cookies["refresh_token"]
 
-        responses = _refresh_together(base, token, 20)
+        responses = refresh_together(base, token, 20)
 
         assert [r.status_code for r in responses] == [200] * 20  # nobody was logged out
         successors = {r.cookies["refresh_token"] for r in responses}

@@ -48,9 +48,9 @@ def test_both_ways_render_the_same_routes_to_the_same_services():
     local_config = render_gateway_config(
         {
             "GATEWAY_PORT": "8080",
-            "AUTH_UPSTREAM": "127.0.0.1:8001",
-            "PROFILE_UPSTREAM": "127.0.0.1:8002",
-            "BOARD_UPSTREAM": "127.0.0.1:8003",
+            "AUTH_UPSTREAM_SERVERS": "server 127.0.0.1:8001;",
+            "PROFILE_UPSTREAM_SERVERS": "server 127.0.0.1:8002;",
+            "BOARD_UPSTREAM_SERVERS": "server 127.0.0.1:8003;",
             "WEB_ROOT": "/srv/web",
             "UPSTREAM_BIND": "127.0.0.2",
         }
@@ -60,9 +60,9 @@ def test_both_ways_render_the_same_routes_to_the_same_services():
         _locations(local_config)
     )
     services = _compose()["services"]
-    for variable in ("AUTH_UPSTREAM", "PROFILE_UPSTREAM", "BOARD_UPSTREAM"):
-        host = gateway_env[variable].split(":")[0]
-        assert host in services and "healthcheck" in services[host]
+    for variable in ("AUTH_UPSTREAM_SERVERS", "PROFILE_UPSTREAM_SERVERS", "BOARD_UPSTREAM_SERVERS"):
+        hosts = re.findall(r"\bserver\s+([a-z-]+):\d+", gateway_env[variable])
+        assert hosts and all(host in services and "healthcheck" in services[host] for host in hosts), variable
 
 
 def test_private_key_is_mounted_into_auth_only():

@@ -116,3 +116,20 @@ def test_a_stopped_resource_service_is_a_502_for_its_paths_only_and_comes_back(c
     cluster[stopped].start()  # same port: the gateway routes to it again without a reload
     for name, response in calls[stopped](gateway.url, login).items():
         assert response.status_code in (200, 201), (name, response.status_code, response.text)
+
+
+def test_a_stopped_replica_costs_one_502_and_the_other_replica_serves_the_rest(
+    tmp_path: Path, keys_dir: Path, redis_url: str, launch, start_service
+):
+    env = auth_env(tmp_path, keys_dir, redis_url)
+    replicas = [start_service("auth_service", env), start_service("auth_service", env)]
+    # Profile and board are not asked: port 9 refuses.
+    gateway = launch(GatewayProcess(tmp_path, {"auth": [r.port for r in replicas], "profile": 9, "board": 9}))
+    http = requests.Session()  # one client connection: one nginx worker, which keeps its own view of the replicas
+    assert [http.get(f"{gateway.url}/.well-known/jwks.json", timeout=10).status_code for _ in range(4)] == [200] * 4
+
+    replicas[1].stop()
+    statuses = [http.get(f"{gateway.url}/.well-known/jwks.json", timeout=10).status_code for _ in range(20)]
+    # The request nginx sent to the stopped replica is not resent (proxy_next_upstream off); after
+    # it, nginx skips that replica and the other answers everything.
+    assert statuses.count(502) <= 1 and statuses.count(200) == len(statuses) - statuses.count(502), statuses

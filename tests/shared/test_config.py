@@ -133,6 +133,38 @@ def test_make_run_refuses_a_bad_port_naming_the_variable(tmp_path: Path, variabl
     assert variable in finished.stderr
 
 
+@pytest.mark.servers  # runs a process
+@pytest.mark.parametrize(
+    ("variable", "value"), [("AUTH_REPLICAS", "0"), ("PROFILE_REPLICAS", "17"), ("BOARD_REPLICAS", "two")]
+)
+def test_make_run_refuses_a_bad_replica_count_naming_the_variable(tmp_path: Path, variable: str, value: str):
+    env = {**os.environ, "VAR_DIR": str(tmp_path), variable: value}
+    finished = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "run_stack.py")],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode != 0
+    assert f"{variable} must be a whole number from 1 to 16, not {value!r}" in finished.stderr
+    assert not (tmp_path / "Procfile").exists()  # stopped before anything was set up
+
+
+def test_make_run_refuses_replicas_on_a_port_another_process_has():
+    from scripts.run_stack import service_ports
+
+    ports = {"GATEWAY": "8080", "AUTH": "8001", "PROFILE": "8101", "BOARD": "8003", "REDIS": "6390"}
+    assert service_ports(ports, {"auth": 1, "profile": 1, "board": 1})["profile"] == 8101
+    with pytest.raises(SystemExit, match=r"port 8101 is both AUTH_PORT \+ 100 \(AUTH_REPLICAS\) \(auth-2\)"):
+        service_ports(ports, {"auth": 2, "profile": 1, "board": 1})
+    with pytest.raises(SystemExit, match="PROFILE_PORT"):
+        service_ports(ports, {"auth": 2, "profile": 1, "board": 1})
+    with pytest.raises(SystemExit, match=r"board-16 would listen on BOARD_PORT \+ 1500 .* past 65535"):
+        service_ports({**ports, "BOARD": "64100"}, {"auth": 1, "profile": 1, "board": 16})
+
+
 def test_the_defaults_are_the_ones_readme_documents(monkeypatch):
     for variable in ("WEB_CONCURRENCY", "GUNICORN_THREADS"):
         monkeypatch.delenv(variable, raising=False)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import requests
@@ -47,6 +48,12 @@ class Stack:
 
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def replica_ports(self, name: str) -> list[int]:
+        """The ports of a service's replicas (<NAME>_REPLICAS of them), as `make run` assigns them."""
+        from scripts.run_stack import replica_ports
+
+        return replica_ports(self.ports[name], int(self.env.get(f"{name.upper()}_REPLICAS", "1")))
 
     def start(self, timeout: float = 60) -> Stack:
         """Start the stack; when a component found its port taken meanwhile, start again on new ports."""
@@ -107,9 +114,10 @@ class Stack:
 
 
 class GatewayProcess(MovesOffATakenPort):
-    """nginx from the same template as `make run`, in front of upstreams the test controls."""
+    """nginx from the same template as `make run`, in front of upstreams the test controls: a port
+    per service, or a list of ports for its replicas."""
 
-    def __init__(self, var_dir: Path, upstreams: dict[str, int]) -> None:
+    def __init__(self, var_dir: Path, upstreams: Mapping[str, int | list[int]]) -> None:
         self.var_dir = var_dir
         self.upstreams = upstreams
         self.prefix = var_dir / "gateway"
@@ -119,14 +127,24 @@ class GatewayProcess(MovesOffATakenPort):
         self.process: subprocess.Popen | None = None
 
     def _write_config(self) -> None:
-        from scripts.run_stack import GATEWAY_SOURCE_ADDRESS, main_nginx_config, render_gateway_config
+        from scripts.run_stack import (
+            GATEWAY_SOURCE_ADDRESS,
+            main_nginx_config,
+            render_gateway_config,
+            upstream_servers,
+        )
 
         server_config = self.prefix / "gateway.conf"
         server_config.write_text(
             render_gateway_config(
                 {
                     "GATEWAY_PORT": str(self.port),
-                    **{f"{name.upper()}_UPSTREAM": f"127.0.0.1:{port}" for name, port in self.upstreams.items()},
+                    **{
+                        f"{name.upper()}_UPSTREAM_SERVERS": upstream_servers(
+                            ports if isinstance(ports, list) else [ports]
+                        )
+                        for name, ports in self.upstreams.items()
+                    },
                     "WEB_ROOT": str(REPO / "gateway" / "web"),
                     "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
                 }
