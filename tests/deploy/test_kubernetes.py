@@ -71,7 +71,9 @@ def pod_labels(workload: dict) -> dict[str, str]:
 def config_map(overlay: str, prefix: str) -> dict:
     """A generated ConfigMap by the name it has before kustomize adds its hash."""
     (found,) = [
-        item for item in objects(overlay, "ConfigMap") if re.fullmatch(f"{prefix}(-[a-z0-9]+)?", item["metadata"]["name"])
+        item
+        for item in objects(overlay, "ConfigMap")
+        if re.fullmatch(f"{prefix}(-[a-z0-9]+)?", item["metadata"]["name"])
     ]
     return found
 
@@ -84,9 +86,9 @@ def dev_secret_values() -> dict[str, str]:
     """What the dev-credentials Job writes into service-connections, with `secret` for each password."""
     job = one("dev", "Job", "dev-credentials")
     script = job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
-    written = dict(
-        (key, re.sub(r"\$\w+", "secret", value)) for value, key in re.findall(r'printf %s "([^"]*)" > (\w+)', script)
-    )
+    written = {
+        key: re.sub(r"\$\w+", "secret", value) for value, key in re.findall(r'printf %s "([^"]*)" > (\w+)', script)
+    }
     written["users.acl"] = "(the Redis users)"
     return written
 
@@ -120,7 +122,9 @@ def test_every_object_of_every_overlay_validates(overlay, version):
         try:
             kubernetes_validate.validate(item, version, strict=True)
         except kubernetes_validate.ValidationError as error:
-            failures.append(f"{item['kind']}/{item['metadata']['name']}: {'.'.join(map(str, error.path))}: {error.message}")
+            failures.append(
+                f"{item['kind']}/{item['metadata']['name']}: {'.'.join(map(str, error.path))}: {error.message}"
+            )
     assert failures == []
 
 
@@ -175,7 +179,10 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard(overlay):
 def _mounts_secret(pod: dict, secret: str) -> bool:
     for volume in pod.get("volumes", []):
         sources = [volume, *volume.get("projected", {}).get("sources", [])]
-        if any(source.get("secret", {}).get("secretName", source.get("secret", {}).get("name")) == secret for source in sources):
+        if any(
+            source.get("secret", {}).get("secretName", source.get("secret", {}).get("name")) == secret
+            for source in sources
+        ):
             return True
     for container in containers(pod):
         refs = [v.get("valueFrom", {}).get("secretKeyRef", {}).get("name") for v in container.get("env", [])]
@@ -285,12 +292,11 @@ def _admitted(overlay: str, target: dict[str, str], port: int) -> set[str]:
     for rule in (rule for policy in policies for rule in policy.get("ingress", [])):
         if rule.get("ports") and port not in [entry.get("port") for entry in rule["ports"]]:
             continue
+        peers = rule.get("from")
+        # A peer by address or by namespace is taken to admit anyone: stricter than needed here.
+        anyone = not peers or any("ipBlock" in peer or "namespaceSelector" in peer for peer in peers)
         for name, labels in sources.items():
-            peers = rule.get("from")
-            # A peer by address or by namespace is taken to admit anyone: stricter than needed here.
-            if not peers or any("ipBlock" in peer or "namespaceSelector" in peer for peer in peers):
-                admitted.add(name)
-            elif labels is not None and any(_selects(peer["podSelector"], labels) for peer in peers):
+            if anyone or (labels is not None and any(_selects(peer["podSelector"], labels) for peer in peers)):
                 admitted.add(name)
     return admitted
 
@@ -299,7 +305,9 @@ def _targets(overlay: str) -> dict[str, tuple[dict[str, str], int]]:
     """Every workload with the port it listens on (8000 for those that listen on none)."""
     found = {}
     for workload in objects(overlay, *WORKLOADS):
-        ports = [p["containerPort"] for c in workload["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])]
+        ports = [
+            p["containerPort"] for c in workload["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])
+        ]
         found[f"{workload['kind']}/{workload['metadata']['name']}"] = (pod_labels(workload), (ports or [8000])[0])
     return found
 
