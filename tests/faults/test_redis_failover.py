@@ -1,0 +1,171 @@
+"""Failover under load: users refresh in racing tabs, the Redis primary is killed (SIGKILL), Sentinel
+or the Cluster promotes a replica, and nobody is logged out and no session forks.
+
+Auth runs under gunicorn against the topology's URL with its defaults (REDIS_MIN_REPLICAS_ACK: 1 on
+both). While the switch lasts, refreshes answer 503 with Retry-After and the tabs retry with the
+cookie they have, as the token client does. Run with `-s` to see the failover time and 503 count.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.faults.conftest import auth_env, refresh_cookie_of, signup_and_login
+from tests.support.backends import RedisClusterServers, RedisSentinelServers
+
+USERS = 10
+TABS = 2  # per user, sharing one cookie jar as the tabs of one browser do
+PACE_SECONDS = 0.05
+
+
+@dataclass
+class Browser:
+    """One user's cookie jar, shared by racing tabs; what each presented cookie was exchanged for."""
+
+    cookie: str
+    access_token: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    successors: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    logged_out: bool = False
+
+
+@dataclass
+class Drill:
+    auth_url: str
+    browsers: list[Browser]
+    statuses: Counter[int] = field(default_factory=Counter)
+    first_success_after: dict[str, float] = field(default_factory=dict)
+    errors: list[BaseException] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    killed_at: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def tab(self, browser: Browser) -> None:
+        http = requests.Session()
+        try:
+            while not self.stop.is_set() and not browser.logged_out:
+                with browser.lock:
+                    cookie = browser.cookie
+                answer = http.post(
+                    f"{self.auth_url}/api/auth/refresh", headers={"Cookie": f"refresh_token={cookie}"}, timeout=15
+                )
+                with self._lock:
+                    self.statuses[answer.status_code] += 1
+                    if answer.status_code == 200 and self.killed_at and "first" not in self.first_success_after:
+                        self.first_success_after["first"] = time.monotonic() - self.killed_at
+                if answer.status_code == 200:
+                    successor = refresh_cookie_of(answer)
+                    assert successor
+                    with browser.lock:
+                        browser.successors[cookie].add(successor)
+                        if browser.cookie == cookie:
+                            browser.cookie = successor
+                            browser.access_token = answer.json()["access_token"]
+                elif answer.status_code == 503:
+                    assert answer.headers["Retry-After"] == "1", answer.headers
+                    assert answer.json()["code"] == "unavailable"
+                    self.stop.wait(float(answer.headers["Retry-After"]))
+                elif answer.status_code == 401:
+                    browser.logged_out = True
+                else:
+                    raise AssertionError(f"refresh answered {answer.status_code}: {answer.text[:300]}")
+                self.stop.wait(PACE_SECONDS)
+        except BaseException as exc:  # a tab's failure fails the test, not just its thread
+            self.errors.append(exc)
+
+    def run(self, fail_over: Callable[[], float], *, settle: float = 3.0) -> float:
+        """Refresh in every tab, call `fail_over()` (kills, waits, returns the promotion time), keep
+        refreshing `settle` seconds more, stop; return the promotion time."""
+        threads = [
+            threading.Thread(target=self.tab, args=(browser,), daemon=True)
+            for browser in self.browsers
+            for _ in range(TABS)
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)
+        self.killed_at = time.monotonic()
+        try:
+            promoted = fail_over()
+            time.sleep(settle)
+        finally:
+            self.stop.set()
+            for thread in threads:
+                thread.join(30)
+        assert not self.errors, self.errors
+        return promoted
+
+    def assert_nobody_lost(self) -> None:
+        assert self.statuses[200] > len(self.browsers) * 4, self.statuses
+        assert set(self.statuses) <= {200, 503}, self.statuses  # no 500, and no 401: nobody logged out
+        for browser in self.browsers:
+            assert not browser.logged_out
+            forks = {cookie: nexts for cookie, nexts in browser.successors.items() if len(nexts) > 1}
+            assert not forks, f"a session forked: {forks}"
+            # The latest cookie of every user still works, and each user still has one session.
+            answer = requests.post(
+                f"{self.auth_url}/api/auth/refresh", headers={"Cookie": f"refresh_token={browser.cookie}"}, timeout=15
+            )
+            assert answer.status_code == 200, answer.text
+            listed = requests.get(
+                f"{self.auth_url}/api/auth/sessions",
+                headers={"Authorization": f"Bearer {answer.json()['access_token']}"},
+                timeout=15,
+            )
+            assert listed.status_code == 200 and len(listed.json()["sessions"]) == 1, listed.text
+
+    def report(self, topology: str, promoted: float) -> None:
+        first = self.first_success_after.get("first", float("nan"))
+        print(
+            f"\n{topology} failover: replica promoted after {promoted:.1f} s, first refresh after the kill "
+            f"succeeded after {first:.1f} s; {self.statuses[503]} answers 503, {self.statuses[200]} refreshes"
+        )
+
+
+def start_drill(start_service, tmp_path: Path, keys_dir: Path, redis_url: str) -> Drill:
+    auth = start_service("auth_service", auth_env(tmp_path, keys_dir, redis_url), workers=2, threads=4)
+    browsers = []
+    for _ in range(USERS):
+        login = signup_and_login(auth.url)
+        browsers.append(Browser(login.refresh_token, login.access_token))
+    return Drill(auth.url, browsers)
+
+
+def test_sentinel_failover_loses_no_session_and_forks_none(start_service, tmp_path, keys_dir):
+    # Two replicas: after the promotion one is left to confirm writes (REDIS_MIN_REPLICAS_ACK=1).
+    with RedisSentinelServers(tmp_path / "sentinel", replicas=2) as servers:
+        drill = start_drill(start_service, tmp_path, keys_dir, servers.url)
+
+        def fail_over() -> float:
+            servers.kill_primary()
+            return servers.wait_for_failover()
+
+        promoted = drill.run(fail_over)
+        drill.report("Sentinel", promoted)
+        drill.assert_nobody_lost()
+
+
+def test_cluster_failover_loses_no_session_and_forks_none(start_service, tmp_path, keys_dir):
+    with RedisClusterServers(tmp_path / "cluster") as servers:
+        drill = start_drill(start_service, tmp_path, keys_dir, servers.url)
+        # The primary holding the first user's sessions; its replica takes over, and the killed node,
+        # restarted as a supervisor would, rejoins as the shard's replica so writes are confirmed again.
+        victim = servers.primary_for(drill.browsers[0].cookie[:4].join("{}"))
+
+        def fail_over() -> float:
+            servers.kill_primary(victim)
+            promoted = servers.wait_for_failover()
+            servers.restart(victim)
+            return promoted
+
+        promoted = drill.run(fail_over)
+        drill.report("Cluster", promoted)
+        drill.assert_nobody_lost()
