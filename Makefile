@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON := $(PY)
 
-.PHONY: install keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify bench-revocation lock clean mutate
+.PHONY: install keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify bench-revocation bench-topologies lock clean mutate
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
 $(VENV)/.installed: requirements-dev.lock
@@ -62,6 +62,11 @@ bench-revocation: install              ## logout → every worker of profile and
 	@command -v nginx >/dev/null || (. scripts/lib.sh && apt_install nginx-light)
 	@command -v redis-server >/dev/null || (. scripts/lib.sh && apt_install redis-server)
 	PYTHONPATH=. $(PY) bench/revocation_bench.py
+
+bench-topologies: install              ## refresh throughput: standalone vs Sentinel (WAIT 0 and 1) vs Cluster
+	@command -v wrk >/dev/null || (. scripts/lib.sh && apt_install wrk)
+	@command -v redis-cli >/dev/null || (. scripts/lib.sh && apt_install redis-tools)
+	$(PY) bench/redis_topologies.py
 
 lock:                                  ## re-resolve pyproject.toml: runtime lock (images) and dev lock
 	$(PY) -m pip install -q uv
