@@ -6,14 +6,18 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from shared.config import DatabaseUrl, ServiceConfig
+from shared.config import DatabaseUrl, PasswordFile, ServiceConfig
 
 
 class AuthConfig(ServiceConfig):
     database_url: DatabaseUrl = Field(
         "sqlite:///var/auth.db", validation_alias=AliasChoices("AUTH_DATABASE_URL", "database_url")
     )
+    database_password_file: PasswordFile = Field(
+        None, validation_alias=AliasChoices("AUTH_DATABASE_PASSWORD_FILE", "database_password_file")
+    )
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password_file: PasswordFile = None
     redis_prefix: str = "auth:"
     signing_key_path: Path = Path("var/keys/signing.pem")
     access_token_ttl: int = Field(3600, ge=1, le=86400)
