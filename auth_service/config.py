@@ -6,15 +6,19 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from shared.config import DatabaseUrl, RedisUrl, ServiceConfig
+from shared.config import DatabaseUrl, PasswordFile, RedisUrl, ServiceConfig
 
 
 class AuthConfig(ServiceConfig):
     database_url: DatabaseUrl = Field(
         "sqlite:///var/auth.db", validation_alias=AliasChoices("AUTH_DATABASE_URL", "database_url")
     )
+    database_password_file: PasswordFile = Field(
+        None, validation_alias=AliasChoices("AUTH_DATABASE_PASSWORD_FILE", "database_password_file")
+    )
     # One of three topologies (shared/redis_client.py): redis://, redis+sentinel://, redis+cluster://.
     redis_url: RedisUrl = "redis://127.0.0.1:6379/0"
+    redis_password_file: PasswordFile = None
     redis_prefix: str = Field("auth:", pattern=r"^[^{}]*$")  # braces would change the keys' hash tags
     # Replicas that must confirm each session write before the client hears of it (Redis WAIT);
     # unset: 1 behind Sentinel or on a Cluster with replicas, 0 on a standalone Redis.

@@ -5,10 +5,18 @@ from __future__ import annotations
 import ipaddress
 import logging
 from pathlib import Path
-from typing import Annotated, Literal, Self
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -38,7 +46,8 @@ def _is_database_url(value: str) -> str:
     try:
         backend = make_url(value).get_backend_name()
     except ArgumentError:
-        raise ValueError(f"{value!r} is not a database URL like sqlite:///var/app.db or postgresql://...") from None
+        # The value is not repeated: a database URL may carry a password.
+        raise ValueError("not a database URL like sqlite:///var/app.db or postgresql://...") from None
     if backend not in {"sqlite", "postgresql", "postgres"}:
         raise ValueError(f"{backend!r} databases are not supported: use sqlite or postgresql")
     return value
@@ -62,6 +71,44 @@ def _is_redis_url(value: str) -> str:
 
 DatabaseUrl = Annotated[str, AfterValidator(_is_database_url)]
 RedisUrl = Annotated[str, AfterValidator(_is_redis_url)]
+
+
+def _empty_is_unset(value: Any) -> Any:
+    return None if value == "" else value
+
+
+# The companion of a URL setting `<NAME>_URL`: a file whose content becomes that URL's password
+# (see ServiceConfig._passwords_from_files). An empty variable is the same as none.
+PasswordFile = Annotated[Path | None, BeforeValidator(_empty_is_unset)]
+COMPANION_FILE_SUFFIX = "_password_file"
+
+
+def with_password(url: str, password: str) -> str:
+    """Return `url` with `password` in its userinfo, the user name and everything else as written.
+
+    The netloc is edited as text, so multi-host forms survive (redis+sentinel://h1:26379,h2:26379/m).
+    """
+    parts = urlsplit(url)
+    if not parts.netloc:
+        raise ValueError("names no server to log in to")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user, _, written_password = userinfo.partition(":")
+    if written_password:
+        raise ValueError("already carries a password")
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{hosts}"))
+
+
+def read_password_file(path: Path, variable: str) -> str:
+    """Read a password file, trailing newlines dropped; an error names `variable`, never the content."""
+    try:
+        password = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"{variable}: cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{variable}: {path} is not UTF-8 text") from None
+    if not password:
+        raise ValueError(f"{variable}: {path} is empty")
+    return password
 
 
 class ServiceConfig(BaseSettings):
@@ -88,6 +135,7 @@ class ServiceConfig(BaseSettings):
     # The Redis holding auth's revocation feed, read-only (a user allowed the stream alone); empty:
     # no feed, so revocations reach this service only when the tokens expire.
     revocation_feed_url: Annotated[str, AfterValidator(lambda url: url and _is_redis_url(url))] = ""
+    revocation_feed_password_file: PasswordFile = None
     revocation_feed_stream: str = "auth:revocations"
     # Verified tokens remembered until they expire (0 turns the cache off, e.g. to measure it).
     verified_token_cache_size: int = Field(10_000, ge=0)
@@ -110,6 +158,38 @@ class ServiceConfig(BaseSettings):
                 "TRUSTED_PROXY_HOPS needs TRUSTED_PROXY_ADDRESSES: the proxies whose X-Forwarded-For may be believed"
             )
         return self
+
+    @model_validator(mode="after")
+    def _passwords_from_files(self) -> Self:
+        """Put each `<NAME>_PASSWORD_FILE`'s content into `<NAME>_URL` as its password.
+
+        After the fields are validated, so a bad URL is reported as written, without the password.
+        """
+        for file_field in (name for name in type(self).model_fields if name.endswith(COMPANION_FILE_SUFFIX)):
+            path = getattr(self, file_field)
+            if path is None:
+                continue
+            url_field = file_field.removesuffix(COMPANION_FILE_SUFFIX) + "_url"
+            variable, url_variable = self.variable_name(file_field), self.variable_name(url_field)
+            password = read_password_file(path, variable)
+            url = getattr(self, url_field)
+            if not url:
+                raise ValueError(f"{variable} is set but {url_variable} is empty")
+            try:
+                url = with_password(url, password)
+            except ValueError as exc:
+                raise ValueError(f"{url_variable} {exc}: it cannot take the password of {variable}") from None
+            # Frozen for everyone else; this is still the config's own construction.
+            object.__setattr__(self, url_field, url)
+        return self
+
+    @classmethod
+    def variable_name(cls, field_name: str) -> str:
+        """The environment variable a field is documented as: its first alias, else its name."""
+        alias = cls.model_fields[field_name].validation_alias
+        if isinstance(alias, AliasChoices):
+            alias = alias.choices[0]
+        return (alias if isinstance(alias, str) else field_name).upper()
 
     @property
     def trusted_proxies(self) -> tuple[Network, ...]:
@@ -135,6 +215,7 @@ class ServiceConfig(BaseSettings):
             return cls()  # pydantic-settings reads the environment here, and only here
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+                f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" if err["loc"] else err["msg"]
+                for err in exc.errors()
             )
             raise ConfigError(f"{cls.__name__}: invalid environment: {problems}") from None
