@@ -348,7 +348,7 @@ class RedisClusterServers:
         return next(
             self._by_port(int(address.rsplit(":", 1)[1]))
             for address, entry in view.items()
-            if entry["master_id"] == primary_id and "fail" not in entry["flags"]
+            if entry["master_id"] == primary_id and "fail" not in entry["flags"].split(",")
         )
 
     def kill_primary(self, primary: RedisClusterNode) -> RedisClusterNode:
