@@ -30,12 +30,18 @@ def redis_url(redis_server: RedisServer) -> str:
 
 # Cluster and Sentinel run with a password, as they would in production, so every client must pass it on.
 TOPOLOGY_PASSWORD = "topology-test-password"
+# The shared set-ups nobody kills wait 3 s before calling a server down, so a busy machine does not set
+# off a failover in the middle of a test; the disposable ones keep the 1 s defaults, to fail over fast.
+SHARED_TOPOLOGY_DOWN_AFTER_MS = 3000
 
 
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
     """A six-node Redis Cluster shared by the session: tests that kill nodes take disposable_redis_cluster."""
-    with RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"), password=TOPOLOGY_PASSWORD) as cluster:
+    directory = tmp_path_factory.mktemp("redis-cluster")
+    with RedisClusterServers(
+        directory, password=TOPOLOGY_PASSWORD, node_timeout_ms=SHARED_TOPOLOGY_DOWN_AFTER_MS
+    ) as cluster:
         yield cluster
 
 
@@ -57,7 +63,10 @@ def disposable_redis_cluster(tmp_path: Path) -> Iterator[RedisClusterServers]:
 def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinelServers]:
     """Primary, replica and three sentinels shared by the session: tests that kill servers take
     disposable_redis_sentinel."""
-    with RedisSentinelServers(tmp_path_factory.mktemp("redis-sentinel"), password=TOPOLOGY_PASSWORD) as sentinel:
+    directory = tmp_path_factory.mktemp("redis-sentinel")
+    with RedisSentinelServers(
+        directory, password=TOPOLOGY_PASSWORD, down_after_ms=SHARED_TOPOLOGY_DOWN_AFTER_MS
+    ) as sentinel:
         yield sentinel
 
 

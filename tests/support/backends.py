@@ -238,7 +238,7 @@ class RedisClusterNode(RedisServer):
 
     def nodes(self) -> dict[str, dict[str, Any]]:
         """CLUSTER NODES as this node sees the cluster: "127.0.0.1:port" -> id, flags, master id, slots."""
-        return self.client(socket_timeout=1).cluster("NODES")  # type: ignore[no-any-return]
+        return self.client(socket_timeout=1).cluster("NODES")
 
 
 class RedisClusterServers:
@@ -261,11 +261,6 @@ class RedisClusterServers:
     def url(self) -> str:
         credentials = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"redis+cluster://{credentials}{','.join(node.address for node in self.nodes)}"
-
-    def client(self, **options: Any) -> redis.RedisCluster:
-        """redis-py's own cluster client, seeded with every node."""
-        seeds = [redis.cluster.ClusterNode("127.0.0.1", node.port) for node in self.nodes if node.running]
-        return redis.RedisCluster(startup_nodes=seeds, password=self.password, **options)
 
     def start(self) -> RedisClusterServers:
         try:
@@ -552,7 +547,8 @@ class RedisSentinelServers:
 
     def restart(self, server: RedisServer, timeout: float = 60) -> float:
         """Start a killed server again on its address; the sentinels make it a replica of the new primary.
-        Returns seconds until it is in sync."""
+        Returns seconds until it is in sync: about 20 s for an old primary, which Sentinel converts only
+        after its next INFO poll (every 10 s) and 8 s of seeing it up."""
         started = time.monotonic()
         server.start()
         _wait_for(_answers(lambda: _replica_in_sync(server) and self._settled()), timeout, f"{server.address} rejoins")
