@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Make sure what the tests talk to exists: a redis-server binary (tests start their own) and a
-# reachable PostgreSQL (TEST_POSTGRES_URL). Installs from Debian when missing and running as root.
+# Make sure what the tests talk to exists: redis-server (tests start their own, alone, as a Cluster
+# or watched by Sentinel), redis-cli (it creates the Cluster) and a reachable PostgreSQL
+# (TEST_POSTGRES_URL). Installs from Debian when missing and running as root.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
 need_command redis-server redis-server
+need_command redis-cli redis-tools
 need_command nginx nginx-light
 need_command docker-compose docker-compose
 need_command chromium chromium
