@@ -22,10 +22,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
+def standalone_redis_url(redis_server: RedisServer) -> str:
     """A Redis URL whose database is empty at the start of each test."""
     redis_lib.Redis.from_url(redis_server.url).flushall()
     return redis_server.url
+
+
+@pytest.fixture
+def redis_url(standalone_redis_url: str) -> str:
+    """The Redis of a test: standalone, unless a folder's conftest runs its tests on every topology."""
+    return standalone_redis_url
 
 
 # Cluster and Sentinel run with a password, as they would in production, so every client must pass it on.

@@ -13,11 +13,40 @@ from auth_service import create_app
 from auth_service.config import AuthConfig
 from auth_service.context import AuthContext
 from auth_service.migrations import HISTORY
+from tests.support.backends import RedisServer
 from tests.support.schemas import migrate
 
 PASSWORD = "correct horse battery"
 # Cheap argon2id so tests stay fast; production uses argon2-cffi's defaults.
 CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 1024, "argon2_parallelism": 1}
+
+
+# The auth test table runs on each Redis topology auth supports. The topologies run on SQLite only:
+# the database and the Redis topology are independent, and PostgreSQL × standalone covers the other.
+TOPOLOGIES = ("standalone", "sentinel", "cluster")
+
+
+@pytest.fixture(params=TOPOLOGIES)
+def redis_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> str:
+    """An empty Redis of each topology (standalone, behind Sentinel, Redis Cluster), as a REDIS_URL."""
+    if request.param == "standalone":
+        return request.getfixturevalue("standalone_redis_url")
+    return request.getfixturevalue(f"redis_{request.param}_url")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    skipped = [
+        item
+        for item in items
+        if here in Path(str(item.fspath)).parents
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("database_url") == "postgresql"
+        and item.callspec.params.get("redis_url", "standalone") != "standalone"
+    ]
+    if skipped:
+        config.hook.pytest_deselected(items=skipped)
+        items[:] = [item for item in items if item not in skipped]
 
 
 @pytest.fixture

@@ -9,13 +9,14 @@ import uuid
 import jwt
 import redis as redis_lib
 
+from shared.redis_client import create_redis_client
 from tests.auth_service.conftest import PASSWORD, bearer, refresh_cookie
 
 STREAM = "auth:revocations"
 
 
 def events(redis_url: str) -> list[dict[str, str]]:
-    client = redis_lib.Redis.from_url(redis_url, decode_responses=True)
+    client = create_redis_client(redis_url, decode_responses=True)
     return [fields for _id, fields in client.xrange(STREAM)]
 
 
@@ -77,7 +78,10 @@ def test_a_session_ended_by_the_cap_is_announced(make_app, redis_url):
     assert [(e["type"], e["sid"]) for e in events(redis_url)] == [("session", first_sid)]
 
 
-def test_a_revocation_that_cannot_be_announced_answers_503_and_logs(make_app, redis_server, redis_url, caplog):
+def test_a_revocation_that_cannot_be_announced_answers_503_and_logs(
+    make_app, redis_server, standalone_redis_url, caplog
+):
+    redis_url = standalone_redis_url  # ACL users of one server
     # A Redis user that may do everything but write the stream: the session ends, the announcement fails.
     name = f"no-feed-{uuid.uuid4().hex[:8]}"
     redis_lib.Redis.from_url(redis_url).execute_command(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-import redis as redis_lib
 
 from auth_service import sessions
 from auth_service.sessions import SESSION_FIELDS, SessionScript
+from shared.redis_client import create_redis_client
 
 SCRIPTS = {
     name: value
@@ -31,7 +31,7 @@ def test_every_field_a_script_names_is_a_session_field():
 
 def test_a_script_call_with_a_missing_or_unknown_argument_is_refused(redis_url):
     script = SessionScript(
-        redis_lib.Redis.from_url(redis_url), "return {user_id, session_id}", args=("user_id", "session_id")
+        create_redis_client(redis_url), "return {user_id, session_id}", args=("user_id", "session_id")
     )
     assert script(keys=[], user_id="u", session_id="s") == [b"u", b"s"]
     with pytest.raises(TypeError):

@@ -7,9 +7,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis as redis_lib
 
 from auth_service.sessions import InvalidRefreshToken, SessionStore, SessionUser
+from shared.redis_client import create_redis_client
 
 RACERS = 20
 # One round of a non-atomic rotation forks about half the time here; ten rounds make a miss rare.
@@ -20,7 +20,7 @@ USER = SessionUser("user-1", "racer@example.com", "Racer")
 
 @pytest.fixture
 def store(redis_url: str) -> SessionStore:
-    return SessionStore(redis_lib.Redis.from_url(redis_url), prefix="test:", ttl=600, reuse_grace=GRACE_SECONDS)
+    return SessionStore(create_redis_client(redis_url), prefix="test:", ttl=600, reuse_grace=GRACE_SECONDS)
 
 
 def _rotate_together(store: SessionStore, token: str) -> list[str]:
