@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from auth_service.sessions import InvalidRefreshToken, SessionStore, SessionUser
+from auth_service.sessions import SLOT_DIGITS, InvalidRefreshToken, SessionStore, SessionUser
 from shared.redis_client import create_redis_client
 
 RACERS = 20
@@ -78,3 +78,19 @@ def test_token_shape_limits(store, token, reason):
     with pytest.raises(InvalidRefreshToken) as refused:
         store.rotate(token)
     assert refused.value.reason == reason
+
+
+def test_revoking_everyone_ends_every_users_sessions_wherever_they_live(store, request):
+    users = [SessionUser(f"user-{n}", f"u{n}@example.com", "U") for n in range(40)]
+    tokens = [store.create(user, "agent")[1] for user in users for _ in range(2)]
+    if request.node.callspec.params["redis_url"] == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        holders = {cluster.primary_for(f"{{{token[:SLOT_DIGITS]}}}").port for token in tokens}
+        assert len(holders) == len(cluster.primaries())  # the sessions are spread over every primary
+
+    assert store.revoke_everyone() == len(tokens)
+    for token in tokens:
+        with pytest.raises(InvalidRefreshToken):
+            store.rotate(token)
+    assert all(store.list(user.id) == [] for user in users)
+    assert store.revoke_everyone() == 0
