@@ -175,8 +175,16 @@ def test_a_publish_that_keeps_failing_raises_and_logs_an_error_event(caplog):
     assert record.fields["sid"] == "s-lost"
 
 
-def test_a_follower_replays_what_was_published_before_it_started_then_follows(client, redis_url):
-    publisher = RevocationPublisher(client, stream=STREAM, window=60)
+@pytest.fixture(params=["standalone", "sentinel", "cluster"])
+def any_topology_url(request: pytest.FixtureRequest, redis_server) -> str:
+    """An empty Redis of each topology the feed may live on."""
+    name = "standalone_redis_url" if request.param == "standalone" else f"redis_{request.param}_url"
+    return request.getfixturevalue(name)
+
+
+def test_a_follower_replays_what_was_published_before_it_started_then_follows(any_topology_url):
+    redis_url = any_topology_url
+    publisher = RevocationPublisher(create_redis_client(redis_url), stream=STREAM, window=60)
     publisher.session("before-start")
     publisher.user("u1", before=int(time.time()) + 1)
     state = RevocationState()
