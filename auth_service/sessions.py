@@ -88,13 +88,16 @@ class SessionScript:
     def __init__(self, client: RedisClient, body: str, *, args: tuple[str, ...] = ()) -> None:
         prelude = "".join(f"local {name} = ARGV[{position}]\n" for position, name in enumerate(args, 1))
         self.args = args
-        self._script = client.register_script(_FIELD_TABLE + _READ_FIELDS + prelude + body)
+        self.script = client.register_script(_FIELD_TABLE + _READ_FIELDS + prelude + body)
 
-    def __call__(self, *, keys: list[str], client: Any = None, **args: str | int) -> Any:
-        """Run the script (on `client` when given: a pipeline queues it)."""
+    def values(self, args: dict[str, str | int]) -> list[str | int]:
+        """ARGV in the script's order; a missing or unknown name is a TypeError."""
         if set(args) != set(self.args):
             raise TypeError(f"script arguments {sorted(args)} are not {sorted(self.args)}")
-        return self._script(keys=keys, args=[args[name] for name in self.args], client=client)
+        return [args[name] for name in self.args]
+
+    def __call__(self, *, keys: list[str], **args: str | int) -> Any:
+        return self.script(keys=keys, args=self.values(args))
 
 
 # `sessions` is the user's session key prefix, `{<slot>}:session:`: every session of the index is
@@ -328,7 +331,7 @@ class SessionStore:
 
     def _write(self, script: SessionScript, keys: list[str], **args: str | int) -> Any:
         """Run a script that changes sessions, confirmed by the replicas before anyone is told."""
-        return self.writes.write(keys[0], lambda client: script(keys=keys, client=client, **args))
+        return self.writes.run_script(script.script, keys, script.values(args))
 
     def create(self, user: SessionUser, user_agent: str) -> tuple[str, str, list[str]]:
         """Start a session; return its id, first refresh token, and the ids of the sessions that

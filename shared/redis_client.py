@@ -20,6 +20,7 @@ import redis
 from redis._parsers.encoders import Encoder
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.commands.core import Script
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
@@ -182,8 +183,8 @@ class _LazyCluster:
     def get_encoder(self) -> Encoder:  # what redis-py's Script asks its client for, before any call
         return self._encoder
 
-    def register_script(self, script: str) -> redis.commands.core.Script:
-        return redis.commands.core.Script(self, script)  # type: ignore[arg-type]
+    def register_script(self, script: str) -> Script:
+        return Script(self, script)  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client(), name)
@@ -254,6 +255,23 @@ class ReplicatedWrites:
         if confirmed < self.min_replicas:
             raise ReplicasNotConfirmed(f"{confirmed} of {self.min_replicas} replicas confirmed the write in time")
         return reply
+
+    def run_script(self, script: Script, keys: list[str], args: list[str | int]) -> Any:
+        """Run a registered Lua script as a confirmed write; its keys must share one slot."""
+        if self.min_replicas == 0:
+            return script(keys=keys, args=args)
+
+        # EVALSHA alone: a pipeline handed the Script object asks SCRIPT EXISTS before every run, a
+        # round trip that costs more than the WAIT it travels with (bench/redis_topologies.py).
+        def evalsha(pipe: redis.client.Pipeline) -> object:
+            return pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+        try:
+            return self.write(keys[0], evalsha)
+        except redis.exceptions.NoScriptError:
+            # A primary that never ran it (new, restarted or just promoted): load it there, then run.
+            self._primary_for(keys[0]).script_load(script.script)
+            return self.write(keys[0], evalsha)
 
     def _primary_for(self, key: str) -> redis.Redis:
         cluster = cluster_of(self.client)

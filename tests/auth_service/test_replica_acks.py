@@ -117,3 +117,11 @@ def test_the_default_on_a_standalone_url_is_not_to_wait(make_app, auth, replicat
     auth.client = make_app().test_client()
     with frozen(replica):
         auth.signup_and_login()  # no WAIT: the frozen replica is not asked
+
+
+def test_a_primary_that_lost_its_scripts_loads_them_and_the_write_goes_through(make_app, auth, replicated):
+    primary, _ = replicated
+    auth.client = make_app(redis_min_replicas_ack=1).test_client()
+    auth.signup_and_login()
+    primary.client().script_flush()  # as after a restart or on a just-promoted replica
+    assert auth.client.post("/api/auth/refresh").status_code == 200
