@@ -3,7 +3,8 @@ without waiting for a replica) and on a Redis Cluster, in one run.
 
 Each topology runs on this machine (its servers started here, on loopback); auth runs as in row 3
 of `make bench` (gunicorn, 2 sync workers, wrk -t32 -c32, one rotating session per connection).
-What WAIT costs is the gap between the Sentinel rows; compare figures within one run only.
+What WAIT costs is the gap between the rows of one topology; compare figures within one run only.
+On these 2 cores the Cluster's six redis-server processes share the cores with auth and wrk.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def topologies(workdir: Path, standalone_url: str) -> Iterator[list[tuple[str, s
             ("standalone, no replica", standalone_url, {}),
             ("Sentinel (1 replica), REDIS_MIN_REPLICAS_ACK=0", sentinel.url, {"REDIS_MIN_REPLICAS_ACK": "0"}),
             ("Sentinel (1 replica), WAIT 1 (default)", sentinel.url, {}),
+            (
+                "Cluster (3 primaries × 1 replica), REDIS_MIN_REPLICAS_ACK=0",
+                cluster.url,
+                {"REDIS_MIN_REPLICAS_ACK": "0"},
+            ),
             ("Cluster (3 primaries × 1 replica), WAIT 1 (default)", cluster.url, {}),
         ]
 
