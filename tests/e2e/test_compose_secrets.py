@@ -12,7 +12,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,7 +26,7 @@ from auth_service.config import AuthConfig
 from deploy.secrets import generate_secrets
 from profile_service.config import ProfileConfig
 from scripts.run_stack import revocation_feed_acl
-from tests.support.backends import ADDRESS_IN_USE, POSTGRES_ADMIN_URL, PortTaken, RedisServer, listening_ports
+from tests.support.backends import POSTGRES_ADMIN_URL, RedisServer
 from tests.support.processes import REPO
 
 pytestmark = pytest.mark.servers  # runs redis-server, psql and the generator
@@ -170,35 +169,23 @@ class RedisWithConfigFile(RedisServer):
     """redis-server started from a config file (the generated one), as compose's redis service is."""
 
     def __init__(self, directory: Path, config: Path, password: str) -> None:
-        super().__init__(directory)
-        self.config, self.admin_password = config, password
+        # The password comes from the file; knowing it lets the harness ping the server it started.
+        super().__init__(directory, password=password)
+        self.config = config
 
-    def _start_on_port(self) -> RedisWithConfigFile:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.directory.mkdir(parents=True, exist_ok=True)
-        log_path = self.directory / f"redis-{self.port}.log"
-        arguments = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.directory)]
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [binary, str(self.config), *arguments], stdout=log, stderr=subprocess.STDOUT
-            )
-        client = redis.Redis(port=self.port, password=self.admin_password, socket_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:
-            if self.process.poll() is not None:
-                output = log_path.read_text(errors="replace")
-                if any(marker in output for marker in ADDRESS_IN_USE):
-                    raise PortTaken(self.port)
-                raise RuntimeError(f"redis-server exited:\n{output}")
-            if self.port in listening_ports(self.process.pid):
-                try:
-                    client.ping()
-                    return self
-                except redis.exceptions.ConnectionError:
-                    pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.02)
+    def _arguments(self) -> list[str]:
+        # The config file first, then only where to listen and keep files: the password is the file's.
+        return [
+            str(self.config),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.directory),
+        ]
 
 
 @pytest.fixture

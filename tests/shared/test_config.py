@@ -117,18 +117,17 @@ def test_a_missing_signing_key_is_refused_naming_the_variable(tmp_path: Path):
         create_app(AuthConfig(signing_key_path=tmp_path / "absent.pem", database_url=f"sqlite:///{tmp_path}/a.db"))
 
 
+def run_stack(var_dir: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`make run`'s start script with these settings, in its own var/; it should refuse to start."""
+    env = {**os.environ, "VAR_DIR": str(var_dir), **settings}
+    command = [sys.executable, str(REPO / "scripts" / "run_stack.py")]
+    return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
 @pytest.mark.servers  # runs a process
 @pytest.mark.parametrize("variable", ["GATEWAY_PORT", "AUTH_PORT", "PROFILE_PORT", "BOARD_PORT", "REDIS_PORT"])
 def test_make_run_refuses_a_bad_port_naming_the_variable(tmp_path: Path, variable: str):
-    env = {**os.environ, "VAR_DIR": str(tmp_path), variable: "99999"}
-    finished = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "run_stack.py")],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    finished = run_stack(tmp_path, **{variable: "99999"})
     assert finished.returncode != 0
     assert variable in finished.stderr
 
@@ -138,15 +137,7 @@ def test_make_run_refuses_a_bad_port_naming_the_variable(tmp_path: Path, variabl
     ("variable", "value"), [("AUTH_REPLICAS", "0"), ("PROFILE_REPLICAS", "17"), ("BOARD_REPLICAS", "two")]
 )
 def test_make_run_refuses_a_bad_replica_count_naming_the_variable(tmp_path: Path, variable: str, value: str):
-    env = {**os.environ, "VAR_DIR": str(tmp_path), variable: value}
-    finished = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "run_stack.py")],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    finished = run_stack(tmp_path, **{variable: value})
     assert finished.returncode != 0
     assert f"{variable} must be a whole number from 1 to 16, not {value!r}" in finished.stderr
     assert not (tmp_path / "Procfile").exists()  # stopped before anything was set up
