@@ -37,6 +37,7 @@ def revoke_all_sessions() -> int:
     store = SessionStore(
         client,
         writes=writes,
+        refresh_key=b"\0" * 32,  # ending sessions needs no token
         prefix=config.redis_prefix,
         ttl=config.refresh_token_ttl,
         reuse_grace=config.refresh_reuse_grace,

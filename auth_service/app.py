@@ -8,6 +8,7 @@ from auth_service.accounts import Accounts
 from auth_service.config import AuthConfig
 from auth_service.context import AuthContext
 from auth_service.devices import LoginDevices
+from auth_service.keys import load_refresh_key
 from auth_service.passwords import Passwords
 from auth_service.routes import ERRORS, bp, well_known
 from auth_service.sessions import SessionStore
@@ -34,6 +35,8 @@ def build_app(config: AuthConfig | None = None) -> Flask:
     config = config or AuthConfig.from_env()
     if not config.signing_key_path.exists():
         raise ConfigError(f"SIGNING_KEY_PATH: signing key {config.signing_key_path} is missing: run `make keys`")
+    if not config.refresh_key_file.exists():
+        raise ConfigError(f"REFRESH_KEY_PATH: refresh key {config.refresh_key_file} is missing: run `make keys`")
 
     engine = create_database_engine(config.database_url)
     users = UserStore(engine)
@@ -55,6 +58,7 @@ def build_app(config: AuthConfig | None = None) -> Flask:
         sessions=SessionStore(
             redis_client,
             writes=writes,
+            refresh_key=load_refresh_key(config.refresh_key_file),
             prefix=config.redis_prefix,
             ttl=config.refresh_token_ttl,
             reuse_grace=config.refresh_reuse_grace,

@@ -25,6 +25,9 @@ class AuthConfig(ServiceConfig):
     redis_min_replicas_ack: int | None = Field(None, ge=0, le=16)
     redis_replica_ack_timeout_ms: int = Field(500, ge=1, le=10_000)  # shared.redis_client.DEFAULT_ACK_TIMEOUT_MS
     signing_key_path: Path = Path("var/keys/signing.pem")
+    # The key refresh tokens are made with (auth_service/sessions.py); unset: refresh.key beside
+    # the signing key, where `keys init` creates it.
+    refresh_key_path: Path | None = None
     access_token_ttl: int = Field(3600, ge=1, le=86400)
     refresh_token_ttl: int = Field(1209600, ge=1)
     refresh_reuse_grace: int = Field(10, ge=0, le=300)
@@ -57,7 +60,13 @@ class AuthConfig(ServiceConfig):
     def _key_exists_outside_development(self) -> AuthConfig:
         if self.app_env == "production" and not self.signing_key_path.exists():
             raise ValueError(f"SIGNING_KEY_PATH {self.signing_key_path} does not exist")
+        if self.app_env == "production" and not self.refresh_key_file.exists():
+            raise ValueError(f"REFRESH_KEY_PATH {self.refresh_key_file} does not exist")
         return self
+
+    @property
+    def refresh_key_file(self) -> Path:
+        return self.refresh_key_path or self.signing_key_path.parent / "refresh.key"
 
     @property
     def origins(self) -> frozenset[str]:

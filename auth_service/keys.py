@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 SIGNING_KEY_FILE = "signing.pem"
 JWKS_FILE = "jwks.json"
+REFRESH_KEY_FILE = "refresh.key"
 
 
 def rfc7638_thumbprint(public_jwk: dict[str, Any]) -> str:
@@ -91,13 +93,32 @@ def _write_jwks(path: Path, keys: list[dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
+def _write_refresh_key(path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+    tmp.replace(path)
+
+
+def load_refresh_key(path: Path) -> bytes:
+    """The refresh key: 256 bits, hex, one line."""
+    key = bytes.fromhex(path.read_text().strip())
+    if len(key) < 32:
+        raise ValueError(f"{path} holds {len(key) * 8} bits; the refresh key needs 256")
+    return key
+
+
 def init_keys(directory: Path) -> bool:
-    """Create a signing key and its JWKS when missing; return whether anything was created."""
+    """Create a signing key and its JWKS, and the refresh key, when missing; return whether
+    anything was created."""
     directory.mkdir(parents=True, exist_ok=True)
     key_path, jwks_path = directory / SIGNING_KEY_FILE, directory / JWKS_FILE
     created = False
     if not key_path.exists():
         _write_private_key(key_path, generate_signing_key())
+        created = True
+    if not (directory / REFRESH_KEY_FILE).exists():
+        _write_refresh_key(directory / REFRESH_KEY_FILE)
         created = True
     current = public_jwk(load_private_key(key_path))
     published = read_jwks(jwks_path)["keys"]

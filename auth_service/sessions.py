@@ -1,28 +1,31 @@
-"""Sessions and their rotating refresh tokens, in Redis.
+"""Sessions and their rotating refresh tokens, in Redis, in constant memory.
 
-A refresh token is `<session id>.<256-bit secret>`; Redis keeps only its SHA-256. Each refresh
-replaces the token in one Lua script, so concurrent refreshes never fork a session:
+A refresh token is `<session id>.<generation>.<proof>`: the proof is an HMAC of the generation
+under the session's own key, which is an HMAC of the session id under the refresh key that only
+auth holds (REFRESH_KEY_PATH). Redis keeps no token material at all, only each session's current
+generation and when it last rotated, so a copy of Redis yields no token, and the memory a session
+takes does not grow with its refreshes. A refresh:
 
-- the current token rotates: it becomes the predecessor, a new token becomes current;
-- the predecessor presented again within the grace window gets the current token back (the
-  client racing itself, or a retried request whose answer was lost). To hand it back without
-  storing it, the current token is kept encrypted under a key derived from the predecessor,
-  which only its holder can present;
-- the predecessor after the grace window, or any older token of the session, is theft: the
-  whole session is revoked;
-- anything else is unknown and changes nothing (a guessed token cannot log anybody out).
+- checks the proof first, in constant time: a guessed or forged token never reaches Redis, so it
+  cannot change anything (nor log anybody out);
+- the current generation rotates: the next one becomes current, in one Lua script, so concurrent
+  refreshes never fork a session;
+- the previous generation within the grace window gets the current generation's token back (the
+  client racing itself, or a retried request whose answer was lost): the same token the racer got;
+- the previous generation after the grace window, or any older one, is theft: the whole session is
+  revoked;
+- anything else (an ended session, a generation not yet issued) is unknown and changes nothing.
 
 Keys (prefix `auth:` by default). A user's keys share one hash tag, `{<slot>}`: 4 hex digits of
 a hash of the user id, which also begin each of the user's session ids. So every script below
 touches one Redis Cluster slot, and a refresh token (which starts with its session id) says where
 its session lives without naming the user:
-  {<slot>}:session:<sid>         hash: user, token hashes, times, user agent; expires at the absolute limit
-  {<slot>}:session:<sid>:spent   set of the session's older token hashes, same expiry
-  {<slot>}:session:<sid>:ended   hash: who ended the session (and its last token hashes, for a logout),
-                                 kept as long as a revocation can matter, so that a logout or DELETE
-                                 retried after its announcement failed (503) is announced again
-                                 instead of being a no-op
-  {<slot>}:user:<id>:sessions    sorted set of the user's session ids by expiry, pruned as it is read
+  {<slot>}:s:<sid>         string: a JSON array of user id, email, name, generation, times and user
+                           agent (see F); expires at the absolute limit
+  {<slot>}:s:<sid>:ended   hash: who ended the session and its last generation, kept as long as a
+                           revocation can matter, so that a logout or DELETE retried after its
+                           announcement failed (503) is announced again instead of being a no-op
+  {<slot>}:u:<user id>     sorted set of the user's session ids by expiry, pruned as it is read
 
 Every write a client is told about waits for the replicas (shared/redis_client.ReplicatedWrites),
 so a failover loses no session, rotation or logout that was acknowledged.
@@ -30,54 +33,64 @@ so a failover loses no session, rotation or logout that was acknowledged.
 
 from __future__ import annotations
 
-import hashlib
-import os
+import base64
+import hmac
+import json
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from shared.redis_client import RedisClient, ReplicatedWrites
 
 MAX_USER_AGENT = 256
-SLOT_DIGITS = 4  # hex digits of the hash tag that starts every session id
+USER_KEY_DIGITS = 16  # hex digits of the user's pseudonym, which starts every session id
 _SESSION_ID = re.compile("[0-9a-f]{32}")
+_REFRESH_TOKEN = re.compile(r"([0-9a-f]{32})\.(0|[1-9][0-9]{0,8})\.([A-Za-z0-9_-]{43})")
 
 
 class F:
-    """The session hash's fields, named once: Python reads them by these names, and every script
-    gets them as the Lua table F (F.token_hash is 'token_hash'), so adding a field touches this
-    class and the code that uses it, never a position."""
+    """A session's fields, by their place in its JSON array (counted from 1, as Lua does): Python
+    and every script (as the Lua table F: F.generation is 1) name them here, never by number."""
 
-    user_id = "user_id"
-    email = "email"
-    name = "name"
-    token_hash = "token_hash"  # noqa: S105 - a field name
-    prev_hash = "prev_hash"
-    prev_wrapped = "prev_wrapped"
-    rotated_at = "rotated_at"
-    user_agent = "user_agent"
-    created_at = "created_at"
-    last_used_at = "last_used_at"
-    expires_at = "expires_at"
+    generation = 1
+    rotated_at = 2
+    created_at = 3
+    last_used_at = 4
+    expires_at = 5
+    user_agent = 6
 
 
-SESSION_FIELDS = tuple(value for key, value in vars(F).items() if not key.startswith("_"))
-_FIELD_TABLE = "local F = {" + ", ".join(f"{name} = '{name}'" for name in SESSION_FIELDS) + "}\n"
-# In every script: read named fields of a hash into a table (s.user_id), false where absent.
-_READ_FIELDS = """
-local function read(key, ...)
-  local names = {...}
-  local values = redis.call('HMGET', key, unpack(names))
-  local fields = {}
-  for i, name in ipairs(names) do fields[name] = values[i] end
-  return fields
+SESSION_FIELDS = tuple(key for key in vars(F) if not key.startswith("_"))
+_FIELD_TABLE = "local F = {" + ", ".join(f"{key} = {getattr(F, key)}" for key in SESSION_FIELDS) + "}\n"
+# In every script: the clock, and a user's document as a Lua table, without the sessions past their
+# absolute limit; saved, it lives as long as its longest session, and goes when none is left.
+_DOCUMENT_CODEC = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return t[1] * 1000 + math.floor(t[2] / 1000)
+end
+local function load(key)
+  local raw = redis.call('GET', key)
+  if not raw then return false end
+  local doc = cjson.decode(raw)
+  local now = now_ms()
+  for sid, s in pairs(doc.s) do
+    if s[F.expires_at] <= now then doc.s[sid] = nil end
+  end
+  return doc
+end
+local function save(key, doc)
+  local last = 0
+  for _, s in pairs(doc.s) do
+    if s[F.expires_at] > last then last = s[F.expires_at] end
+  end
+  if last == 0 then
+    redis.call('DEL', key)
+  else
+    redis.call('SET', key, cjson.encode(doc), 'PXAT', last)
+  end
 end
 """
 
@@ -88,7 +101,7 @@ class SessionScript:
     def __init__(self, client: RedisClient, body: str, *, args: tuple[str, ...] = ()) -> None:
         prelude = "".join(f"local {name} = ARGV[{position}]\n" for position, name in enumerate(args, 1))
         self.args = args
-        self.script = client.register_script(_FIELD_TABLE + _READ_FIELDS + prelude + body)
+        self.script = client.register_script(_FIELD_TABLE + _DOCUMENT_CODEC + prelude + body)
 
     def values(self, args: dict[str, str | int]) -> list[str | int]:
         """ARGV in the script's order; a missing or unknown name is a TypeError."""
@@ -100,111 +113,105 @@ class SessionScript:
         return self.script(keys=keys, args=self.values(args))
 
 
-# `sessions` is the user's session key prefix, `{<slot>}:session:`: every session of the index is
-# in the same slot. KEYS: the new session's hash, the user's index.
+# KEYS: the user's document. Over the cap, the sessions that expire first (the oldest logins) end,
+# never the new one; their ids are returned.
 _CREATE = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local expires_at = now + tonumber(lifetime_ms)
-redis.call('HSET', KEYS[1], F.user_id, user_id, F.email, email, F.name, name, F.token_hash, token_hash,
-           F.user_agent, user_agent, F.created_at, now, F.last_used_at, now, F.expires_at, expires_at)
-redis.call('PEXPIREAT', KEYS[1], expires_at)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
--- Forget index entries of sessions that ended early (reuse, logout), so that only live ones count.
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  if redis.call('EXISTS', sessions .. sid) == 0 then redis.call('ZREM', KEYS[2], sid) end
-end
-redis.call('ZADD', KEYS[2], expires_at, session_id)
--- Over the cap, the sessions that expire first (the oldest logins) end; their ids are returned.
+local now = now_ms()
+local doc = load(KEYS[1]) or {s = {}}
+doc.u, doc.e, doc.n = user_id, email, name
+local s = {}
+s[F.generation], s[F.rotated_at], s[F.created_at], s[F.last_used_at] = 0, 0, now, now
+s[F.expires_at], s[F.user_agent] = now + tonumber(lifetime_ms), user_agent
+doc.s[session_id] = s
+local ids = {}
+for sid in pairs(doc.s) do table.insert(ids, sid) end
 local ended = {}
-local excess = redis.call('ZCARD', KEYS[2]) - tonumber(max_sessions)
+local excess = #ids - tonumber(max_sessions)
 if excess > 0 then
-  local oldest = redis.call('ZPOPMIN', KEYS[2], excess)
-  for i = 1, #oldest, 2 do
-    redis.call('DEL', sessions .. oldest[i], sessions .. oldest[i] .. ':spent')
-    table.insert(ended, oldest[i])
+  table.sort(ids, function(a, b)
+    if a == session_id or b == session_id then return b == session_id and a ~= session_id end
+    return doc.s[a][F.expires_at] < doc.s[b][F.expires_at]
+  end)
+  for i = 1, excess do
+    doc.s[ids[i]] = nil
+    table.insert(ended, ids[i])
   end
 end
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[2], last[2])
+save(KEYS[1], doc)
 return ended
 """
-_CREATE_ARGS = (
-    "session_id",
-    "user_id",
-    "email",
-    "name",
-    "token_hash",
-    "user_agent",
-    "lifetime_ms",
-    "max_sessions",
-    "sessions",
-)
+_CREATE_ARGS = ("session_id", "user_id", "email", "name", "user_agent", "lifetime_ms", "max_sessions")
 
-# KEYS: the session's hash, its spent set.
+# `presented` is the generation of a token whose proof checked out. KEYS: the user's document.
 _ROTATE = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local s = read(KEYS[1], F.user_id, F.email, F.name, F.token_hash, F.prev_hash, F.prev_wrapped, F.rotated_at,
-               F.expires_at)
-if not s.user_id then return {'invalid'} end
-if s.token_hash == presented then
-  redis.call('HSET', KEYS[1], F.token_hash, successor_hash, F.prev_hash, presented,
-             F.prev_wrapped, successor_wrapped, F.rotated_at, now, F.last_used_at, now)
-  redis.call('SADD', KEYS[2], presented)
-  redis.call('PEXPIREAT', KEYS[2], s.expires_at)
-  return {'rotated', s.user_id, s.email, s.name}
+local now = now_ms()
+local doc = load(KEYS[1])
+local s = doc and doc.s[session_id]
+if not s then return {'invalid'} end
+local current = s[F.generation]
+local generation = tonumber(presented)
+if generation == current then
+  s[F.generation], s[F.rotated_at], s[F.last_used_at] = current + 1, now, now
+  save(KEYS[1], doc)
+  return {'rotated', doc.u, doc.e, doc.n, current + 1}
 end
-if s.prev_hash == presented and now - tonumber(s.rotated_at) <= tonumber(grace_ms) then
-  redis.call('HSET', KEYS[1], F.last_used_at, now)
-  return {'grace', s.user_id, s.email, s.name, s.prev_wrapped}
+if generation == current - 1 and now - s[F.rotated_at] <= tonumber(grace_ms) then
+  -- A write, so that WAIT on this connection also covers the rotation another request made.
+  s[F.last_used_at] = now
+  save(KEYS[1], doc)
+  return {'grace', doc.u, doc.e, doc.n, current}
 end
-if s.prev_hash == presented or redis.call('SISMEMBER', KEYS[2], presented) == 1 then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return {'reused', s.user_id}
+if generation < current then
+  doc.s[session_id] = nil
+  save(KEYS[1], doc)
+  return {'reused', doc.u}
 end
 return {'invalid'}
 """
-_ROTATE_ARGS = ("presented", "successor_hash", "successor_wrapped", "grace_ms")
+_ROTATE_ARGS = ("session_id", "presented", "grace_ms")
 
-# Logout: only a holder of the current token or its predecessor may end the session, or repeat
-# the ending of a session it ended (its announcement may have failed).
-# KEYS: the session's hash, its spent set, its ended marker; `users` is the slot's `{<slot>}:user:`.
+# Logout: only a holder of the current generation or the previous one may end the session, or
+# repeat the ending of a session it ended (its announcement may have failed).
+# KEYS: the user's document, the session's ended marker.
 _REVOKE_BY_TOKEN = """
-local s = read(KEYS[1], F.user_id, F.token_hash, F.prev_hash)
-if s.user_id and (s.token_hash == presented or s.prev_hash == presented) then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  redis.call('ZREM', users .. s.user_id .. ':sessions', session_id)
-  redis.call('HSET', KEYS[3], F.user_id, s.user_id, F.token_hash, s.token_hash, F.prev_hash, s.prev_hash or '')
-  redis.call('PEXPIRE', KEYS[3], ended_ttl_ms)
-  return s.user_id
+local generation = tonumber(presented)
+local function covers(user, last) return user and generation >= tonumber(last) - 1 and generation <= tonumber(last) end
+local doc = load(KEYS[1])
+local s = doc and doc.s[session_id]
+if s and covers(doc.u, s[F.generation]) then
+  doc.s[session_id] = nil
+  save(KEYS[1], doc)
+  redis.call('HSET', KEYS[2], 'user', doc.u, 'generation', s[F.generation])
+  redis.call('PEXPIRE', KEYS[2], ended_ttl_ms)
+  return doc.u
 end
-local e = read(KEYS[3], F.user_id, F.token_hash, F.prev_hash)
-if e.user_id and (e.token_hash == presented or e.prev_hash == presented) then return e.user_id end
+local ended = redis.call('HMGET', KEYS[2], 'user', 'generation')
+if covers(ended[1], ended[2]) then return ended[1] end
 return false
 """  # noqa: S105 - a script, not a secret
 
-# KEYS: the session's hash, its spent set, the user's index, its ended marker.
+# KEYS: the user's document, the session's ended marker.
 _REVOKE_OWNED = """
-if redis.call('HGET', KEYS[1], F.user_id) ~= user_id then
-  if redis.call('HGET', KEYS[4], F.user_id) == user_id then return 1 end
+local doc = load(KEYS[1])
+if not (doc and doc.u == user_id and doc.s[session_id]) then
+  if redis.call('HGET', KEYS[2], 'user') == user_id then return 1 end
   return 0
 end
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('ZREM', KEYS[3], session_id)
-redis.call('HSET', KEYS[4], F.user_id, user_id)
-redis.call('PEXPIRE', KEYS[4], ended_ttl_ms)
+doc.s[session_id] = nil
+save(KEYS[1], doc)
+redis.call('HSET', KEYS[2], 'user', user_id, 'generation', -2)
+redis.call('PEXPIRE', KEYS[2], ended_ttl_ms)
 return 1
 """
 
-# KEYS: the user's index.
+# KEYS: the user's document.
 _REVOKE_ALL = """
-local sids = redis.call('ZRANGE', KEYS[1], 0, -1)
-for _, sid in ipairs(sids) do
-  redis.call('DEL', sessions .. sid, sessions .. sid .. ':spent')
-end
+local doc = load(KEYS[1])
+if not doc then return 0 end
+local sessions = 0
+for _ in pairs(doc.s) do sessions = sessions + 1 end
 redis.call('DEL', KEYS[1])
-return #sids
+return sessions
 """
 
 
@@ -242,31 +249,40 @@ class SessionInfo:
     user_agent: str
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+class RefreshTokens:
+    """Make and check refresh tokens: `<session id>.<generation>.<proof>`, the proof being
+    HMAC-SHA256(HMAC-SHA256(refresh key, session id), generation), base64url."""
 
+    def __init__(self, refresh_key: bytes) -> None:
+        if len(refresh_key) < 32:
+            raise ValueError("the refresh key must be at least 32 bytes")
+        self._key = refresh_key
 
-def _successor_key(token: str, session_id: str) -> bytes:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"refresh-successor:" + session_id.encode())
-    return hkdf.derive(token.encode())
+    def _proof(self, session_id: str, generation: int) -> str:
+        session_key = hmac.digest(self._key, b"refresh-session:" + session_id.encode(), "sha256")
+        mac = hmac.digest(session_key, b"generation:" + str(generation).encode(), "sha256")
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
+    def user_key(self, user_id: str) -> str:
+        """The user's pseudonym in Redis: it names (and hash-tags) the user's document and starts each
+        of the user's session ids, so a refresh token finds its session without naming the user."""
+        return hmac.digest(self._key, b"user:" + user_id.encode(), "sha256").hex()[:USER_KEY_DIGITS]
 
-def _wrap_successor(predecessor: str, successor: str, session_id: str) -> str:
-    nonce = os.urandom(12)
-    sealed = AESGCM(_successor_key(predecessor, session_id)).encrypt(nonce, successor.encode(), None)
-    return (nonce + sealed).hex()
+    def new_session_id(self, user_id: str) -> str:
+        return self.user_key(user_id) + secrets.token_hex((32 - USER_KEY_DIGITS) // 2)
 
+    def make(self, session_id: str, generation: int) -> str:
+        return f"{session_id}.{generation}.{self._proof(session_id, generation)}"
 
-def _unwrap_successor(predecessor: str, wrapped: str, session_id: str) -> str:
-    blob = bytes.fromhex(wrapped)
-    return AESGCM(_successor_key(predecessor, session_id)).decrypt(blob[:12], blob[12:], None).decode()
-
-
-def _session_id_of(token: str) -> str:
-    session_id, dot, secret = token.partition(".")
-    if not dot or not _SESSION_ID.fullmatch(session_id) or len(secret) < 43 or len(token) > 128:
-        raise InvalidRefreshToken("malformed")
-    return session_id
+    def check(self, token: str) -> tuple[str, int]:
+        """The session id and generation of a token auth made; InvalidRefreshToken otherwise."""
+        parts = _REFRESH_TOKEN.fullmatch(token)
+        if parts is None:
+            raise InvalidRefreshToken("malformed")
+        session_id, generation = parts[1], int(parts[2])
+        if not hmac.compare_digest(parts[3], self._proof(session_id, generation)):
+            raise InvalidRefreshToken("unknown")  # forged or guessed: Redis is not even asked
+        return session_id, generation
 
 
 def _text(value: Any) -> str:
@@ -274,15 +290,8 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _from_ms(value: str | bytes) -> datetime:
+def _from_ms(value: int) -> datetime:
     return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
-
-
-def slot_of(user_id: str) -> str:
-    """The hash tag of a user's keys: 4 hex digits of a hash of the user id (65,536 tags spread
-    over the 16,384 cluster slots). It starts every session id of the user, so a refresh token
-    finds its slot, and it tells nobody who the user is."""
-    return hashlib.sha256(b"session-slot:" + user_id.encode()).hexdigest()[:SLOT_DIGITS]
 
 
 class SessionStore:
@@ -290,6 +299,7 @@ class SessionStore:
         self,
         client: RedisClient,
         *,
+        refresh_key: bytes,
         prefix: str,
         ttl: int,
         reuse_grace: int,
@@ -298,6 +308,7 @@ class SessionStore:
         writes: ReplicatedWrites | None = None,
     ) -> None:
         self.redis = client
+        self.tokens = RefreshTokens(refresh_key)
         self.prefix = prefix
         self.ttl_ms = ttl * 1000
         self.grace_ms = reuse_grace * 1000
@@ -307,27 +318,19 @@ class SessionStore:
         self._create = SessionScript(client, _CREATE, args=_CREATE_ARGS)
         self._rotate = SessionScript(client, _ROTATE, args=_ROTATE_ARGS)
         self._revoke_by_token = SessionScript(
-            client, _REVOKE_BY_TOKEN, args=("presented", "session_id", "users", "ended_ttl_ms")
+            client, _REVOKE_BY_TOKEN, args=("session_id", "presented", "ended_ttl_ms")
         )
         self._revoke_owned = SessionScript(client, _REVOKE_OWNED, args=("user_id", "session_id", "ended_ttl_ms"))
-        self._revoke_all = SessionScript(client, _REVOKE_ALL, args=("sessions",))
+        self._revoke_all = SessionScript(client, _REVOKE_ALL)
 
-    def _slot(self, slot: str) -> str:
-        return f"{self.prefix}{{{slot}}}:"
+    def _document(self, user_key: str) -> str:
+        return f"{self.prefix}u:{{{user_key}}}"
 
-    def _sessions(self, session_id: str) -> str:
-        """The key prefix of the sessions in this session id's slot."""
-        return self._slot(session_id[:SLOT_DIGITS]) + "session:"
-
-    def _keys(self, session_id: str) -> list[str]:
-        base = self._sessions(session_id) + session_id
-        return [base, base + ":spent"]
+    def _document_of(self, session_id: str) -> str:
+        return self._document(session_id[:USER_KEY_DIGITS])
 
     def _ended(self, session_id: str) -> str:
-        return self._sessions(session_id) + session_id + ":ended"
-
-    def _index(self, user_id: str) -> str:
-        return self._slot(slot_of(user_id)) + f"user:{user_id}:sessions"
+        return f"{self._document_of(session_id)}:ended:{session_id}"
 
     def _write(self, script: SessionScript, keys: list[str], **args: str | int) -> Any:
         """Run a script that changes sessions, confirmed by the replicas before anyone is told."""
@@ -336,33 +339,28 @@ class SessionStore:
     def create(self, user: SessionUser, user_agent: str) -> tuple[str, str, list[str]]:
         """Start a session; return its id, first refresh token, and the ids of the sessions that
         ended because the user was past the cap (the oldest)."""
-        session_id = slot_of(user.id) + secrets.token_hex(16 - SLOT_DIGITS // 2)
-        token = f"{session_id}.{secrets.token_urlsafe(32)}"
+        session_id = self.tokens.new_session_id(user.id)
         ended = self._write(
             self._create,
-            [self._keys(session_id)[0], self._index(user.id)],
+            [self._document_of(session_id)],
             session_id=session_id,
             user_id=user.id,
             email=user.email,
             name=user.name,
-            token_hash=token_hash(token),
             user_agent=user_agent[:MAX_USER_AGENT],
             lifetime_ms=self.ttl_ms,
             max_sessions=self.max_per_user,
-            sessions=self._sessions(session_id),
         )
-        return session_id, token, [_text(sid) for sid in ended]
+        return session_id, self.tokens.make(session_id, 0), [_text(sid) for sid in ended]
 
     def rotate(self, token: str) -> Renewal:
         """Exchange a refresh token for its successor, atomically; see the module docstring."""
-        session_id = _session_id_of(token)
-        successor = f"{session_id}.{secrets.token_urlsafe(32)}"
+        session_id, generation = self.tokens.check(token)
         result = self._write(
             self._rotate,
-            self._keys(session_id),
-            presented=token_hash(token),
-            successor_hash=token_hash(successor),
-            successor_wrapped=_wrap_successor(token, successor, session_id),
+            [self._document_of(session_id)],
+            session_id=session_id,
+            presented=generation,
             grace_ms=self.grace_ms,
         )
         outcome = _text(result[0])
@@ -371,26 +369,20 @@ class SessionStore:
         if outcome == "invalid":
             raise InvalidRefreshToken("unknown")
         user = SessionUser(*(_text(value) for value in result[1:4]))
-        if outcome == "grace":
-            try:
-                successor = _unwrap_successor(token, _text(result[4]), session_id)
-            except (InvalidTag, ValueError):
-                raise InvalidRefreshToken("unknown") from None
-        return Renewal(session_id, user, successor)
+        return Renewal(session_id, user, self.tokens.make(session_id, int(result[4])))
 
     def revoke_by_token(self, token: str) -> str | None:
         """End the session of a current (or just-replaced) refresh token and return its id (also
         when this token already ended it); unknown tokens are ignored (None)."""
         try:
-            session_id = _session_id_of(token)
+            session_id, generation = self.tokens.check(token)
         except InvalidRefreshToken:
             return None
         user_id = self._write(
             self._revoke_by_token,
-            [*self._keys(session_id), self._ended(session_id)],
-            presented=token_hash(token),
+            [self._document_of(session_id), self._ended(session_id)],
             session_id=session_id,
-            users=self._slot(session_id[:SLOT_DIGITS]) + "user:",
+            presented=generation,
             ended_ttl_ms=self.ended_ttl_ms,
         )
         return session_id if user_id else None
@@ -398,12 +390,12 @@ class SessionStore:
     def revoke(self, user_id: str, session_id: str) -> bool:
         """End one of the user's sessions (True also when the user just ended it); False when the
         user has no such session."""
-        if not _SESSION_ID.fullmatch(session_id) or session_id[:SLOT_DIGITS] != slot_of(user_id):
+        if not _SESSION_ID.fullmatch(session_id) or not session_id.startswith(self.tokens.user_key(user_id)):
             return False  # not an id this user's sessions can have
         return bool(
             self._write(
                 self._revoke_owned,
-                [*self._keys(session_id), self._index(user_id), self._ended(session_id)],
+                [self._document_of(session_id), self._ended(session_id)],
                 user_id=user_id,
                 session_id=session_id,
                 ended_ttl_ms=self.ended_ttl_ms,
@@ -411,41 +403,47 @@ class SessionStore:
         )
 
     def revoke_all(self, user_id: str) -> int:
-        index = self._index(user_id)
-        return int(self._write(self._revoke_all, [index], sessions=self._slot(slot_of(user_id)) + "session:"))
+        return int(self._write(self._revoke_all, [self._document(self.tokens.user_key(user_id))]))
+
+    def _live_sessions(self, user_id: str) -> dict[str, list[Any]]:
+        raw = self.redis.get(self._document(self.tokens.user_key(user_id)))
+        if raw is None:
+            return {}
+        document = json.loads(raw)
+        if document["u"] != user_id:
+            return {}
+        now_ms = datetime.now(UTC).timestamp() * 1000
+        return {sid: fields for sid, fields in document["s"].items() if fields[F.expires_at - 1] > now_ms}
 
     def is_active(self, user_id: str, session_id: str) -> bool:
-        owner = self.redis.hget(self._keys(session_id)[0], F.user_id)
-        return owner is not None and _text(owner) == user_id
+        return session_id in self._live_sessions(user_id)
 
     def list(self, user_id: str) -> list[SessionInfo]:
-        """The user's live sessions, newest first; ids of ended sessions are pruned on the way."""
-        index = self._index(user_id)
-        session_ids = [_text(sid) for sid in self.redis.zrange(index, 0, -1)]
-        if not session_ids:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for session_id in session_ids:
-            pipe.hmget(self._keys(session_id)[0], F.user_id, F.created_at, F.last_used_at, F.user_agent)
-        sessions, ended = [], []
-        for session_id, (owner, created, used, agent) in zip(session_ids, pipe.execute(), strict=True):
-            if owner is None or _text(owner) != user_id:
-                ended.append(session_id)
-                continue
-            sessions.append(SessionInfo(session_id, _from_ms(created), _from_ms(used), _text(agent)))
-        if ended:
-            self.redis.zrem(index, *ended)
+        """The user's live sessions, newest first."""
+        sessions = [
+            SessionInfo(
+                sid,
+                _from_ms(fields[F.created_at - 1]),
+                _from_ms(fields[F.last_used_at - 1]),
+                fields[F.user_agent - 1],
+            )
+            for sid, fields in self._live_sessions(user_id).items()
+        ]
         return sorted(sessions, key=lambda s: s.created_at, reverse=True)
 
     def revoke_everyone(self) -> int:
         """End every session of every user (key compromise); return how many sessions ended. On a
         Cluster the scan visits every primary."""
+        keys = [_text(key) for key in self.redis.scan_iter(match=f"{self.prefix}u:{{*}}*", count=1000)]
+        documents = [key for key in keys if key.endswith("}")]
         sessions = 0
-        for pattern in (f"{self.prefix}{{*}}:session:*", f"{self.prefix}{{*}}:user:*:sessions"):
-            keys = [_text(key) for key in self.redis.scan_iter(match=pattern, count=1000)]
-            sessions += sum(1 for key in keys if _SESSION_ID.fullmatch(key.rpartition(":")[2]))  # hashes only
-            for start in range(0, len(keys), 1000):
-                self.redis.delete(*keys[start : start + 1000])  # a Cluster client splits it by slot
+        for start in range(0, len(documents), 1000):
+            pipe = self.redis.pipeline(transaction=False)
+            for key in documents[start : start + 1000]:
+                pipe.get(key)
+            sessions += sum(len(json.loads(raw)["s"]) for raw in pipe.execute() if raw is not None)
+        for start in range(0, len(keys), 1000):
+            self.redis.delete(*keys[start : start + 1000])  # a Cluster client splits it by slot
         return sessions
 
     def ping(self) -> None:

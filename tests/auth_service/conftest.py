@@ -57,6 +57,7 @@ def make_config(database_url: str, redis_url: str, keys_dir: Path) -> Callable[.
             "database_url": database_url,
             "redis_url": redis_url,
             "signing_key_path": keys_dir / "signing.pem",
+            "refresh_key_path": keys_dir / "refresh.key",
             "jwks_path": keys_dir / "jwks.json",
             **CHEAP_ARGON2,
             **overrides,

@@ -1,5 +1,7 @@
 """POST /api/auth/login: tokens, the cookie, indistinguishable failures, throttling, rehashing."""
 
+import base64
+import json
 import statistics
 import threading
 import time
@@ -8,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from auth_service.context import AuthContext
+from auth_service.sessions import SESSION_FIELDS, F
 from auth_service.users import UserStore
 from tests.auth_service.conftest import PASSWORD, refresh_cookie
 
@@ -40,16 +43,23 @@ def test_refresh_cookie_has_exactly_the_contract_attributes(auth):
     assert token not in response.get_data(as_text=True)
 
 
-def test_refresh_token_is_stored_only_as_a_hash(app, auth):
+def test_redis_holds_no_refresh_token_material(app, auth, client):
     user = auth.signup()
-    token = refresh_cookie(auth.login(user["email"]))
-    secret = token.split(".", 1)[1]
+    tokens = [refresh_cookie(auth.login(user["email"]))]
+    for _ in range(3):
+        client.set_cookie("refresh_token", tokens[-1], path="/api/auth")
+        tokens.append(refresh_cookie(client.post("/api/auth/refresh")))
     redis = AuthContext.of(app).redis
-    dump = b"".join(
-        b"".join(f"{k}={v}".encode() for k, v in redis.hgetall(key).items()) if redis.type(key) == b"hash" else key
-        for key in redis.keys("*")
-    )
-    assert secret.encode() not in dump and token.encode() not in dump
+    dump = b"".join(key + redis.dump(key) for key in redis.keys("*"))
+    for token in tokens:
+        proof = token.split(".")[2]
+        assert proof.encode() not in dump and token.encode() not in dump
+        assert base64.urlsafe_b64decode(proof + "=") not in dump  # nor its bytes
+    # And nothing to derive one from: the user's document holds user data, generations and times.
+    [document] = [json.loads(redis.get(key)) for key in redis.keys("*:u:{*}")]
+    assert document["u"] == user["id"] and set(document) == {"u", "e", "n", "s"}
+    [session] = document["s"].values()
+    assert len(session) == len(SESSION_FIELDS) and session[F.generation - 1] == 3
 
 
 def test_unknown_email_and_wrong_password_look_the_same(auth):

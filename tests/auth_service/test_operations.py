@@ -5,6 +5,7 @@ import time
 import psycopg
 import pytest
 
+from auth_service.context import AuthContext
 from shared.redis_client import REDIS_RETRIES, REDIS_TIMEOUT_SECONDS
 from tests.auth_service.conftest import PASSWORD
 from tests.support.backends import POSTGRES_ADMIN_URL, free_port
@@ -56,7 +57,10 @@ def test_redis_down_gives_503_quickly(make_app):
     for call in (
         lambda: client.post("/api/auth/login", json={"email": "r@example.com", "password": PASSWORD}),
         lambda: (
-            client.set_cookie("refresh_token", "a" * 32 + "." + "b" * 43, path="/api/auth"),
+            # A token auth made (its proof checks out), so that the refresh has to ask Redis.
+            client.set_cookie(
+                "refresh_token", AuthContext.of(app).accounts.sessions.tokens.make("a" * 32, 0), path="/api/auth"
+            ),
             client.post("/api/auth/refresh"),
         )[1],
         lambda: client.post("/api/auth/logout"),

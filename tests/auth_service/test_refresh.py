@@ -51,8 +51,29 @@ def test_unknown_or_malformed_tokens_are_rejected(client, token):
 def test_a_guessed_secret_for_a_real_session_changes_nothing(auth, client):
     _, _, token = _login(auth)
     session_id = token.split(".")[0]
-    assert _refresh(client, f"{session_id}.{'A' * 43}").status_code == 401
+    assert _refresh(client, f"{session_id}.0.{'A' * 43}").status_code == 401
     assert _refresh(client, token).status_code == 200  # the real session is untouched
+
+
+def test_a_forged_older_generation_cannot_revoke_the_session(auth, client):
+    # An older generation presented is theft, so a forger would love to name one: without the
+    # refresh key its proof is wrong, and the session lives on.
+    _, _, first = _login(auth)
+    second = refresh_cookie(_refresh(client, first))
+    third = refresh_cookie(_refresh(client, second))
+    session_id, _, proof = first.split(".")
+    for forged in (f"{session_id}.0.{'A' * 43}", f"{session_id}.0.{proof[::-1]}", f"{session_id}.1.{proof}"):
+        assert _refresh(client, forged).status_code == 401
+    assert _refresh(client, third).status_code == 200
+
+
+def test_any_older_generation_revokes_the_session_however_many_rotations_ago(auth, client):
+    _, _, first = _login(auth)
+    tokens = [first]
+    for _ in range(40):
+        tokens.append(refresh_cookie(_refresh(client, tokens[-1])))
+    assert _refresh(client, tokens[5]).status_code == 401  # theft: the whole session ends
+    assert _refresh(client, tokens[-1]).status_code == 401
 
 
 def test_predecessor_within_grace_gets_the_current_token(auth, client):

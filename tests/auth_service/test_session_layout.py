@@ -17,7 +17,7 @@ SCRIPTS = {
     and name.isupper()
     and isinstance(value, str)
     and "redis.call" in value
-    and name != "_READ_FIELDS"
+    and name != "_SESSION_CODEC"
 }
 
 
@@ -27,6 +27,7 @@ def test_every_field_a_script_names_is_a_session_field():
     assert named <= set(SESSION_FIELDS)
     assert not any(re.search(r"\bARGV\[", body) for body in SCRIPTS.values())  # arguments by name only
     assert not any(re.search(r"'(" + "|".join(SESSION_FIELDS) + r")'", body) for body in SCRIPTS.values())
+    assert not any(re.search(r"\bs\[\d", body) for body in SCRIPTS.values())  # a field by its name, never its place
 
 
 def test_a_script_call_with_a_missing_or_unknown_argument_is_refused(redis_url):

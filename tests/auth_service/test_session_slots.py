@@ -6,7 +6,7 @@ import uuid
 
 from redis.crc import key_slot
 
-from auth_service.sessions import SLOT_DIGITS, SessionStore, slot_of
+from auth_service.sessions import USER_KEY_DIGITS, SessionStore
 from auth_service.throttle import LoginThrottle
 
 
@@ -17,19 +17,27 @@ class _NoRedis:
         return None
 
 
-def test_a_users_session_keys_and_index_share_one_slot():
-    sessions = SessionStore(_NoRedis(), prefix="auth:", ttl=60, reuse_grace=10)  # type: ignore[arg-type]
+def _store() -> SessionStore:
+    return SessionStore(_NoRedis(), refresh_key=bytes(32), prefix="auth:", ttl=60, reuse_grace=10)  # type: ignore[arg-type]
+
+
+def test_a_users_document_and_ended_markers_share_one_slot_named_by_the_session_id():
+    sessions = _store()
     for _ in range(200):
         user_id = str(uuid.uuid4())
-        session_id = slot_of(user_id) + "0" * (32 - SLOT_DIGITS)
-        keys = [*sessions._keys(session_id), sessions._ended(session_id), sessions._index(user_id)]
+        session_id = sessions.tokens.new_session_id(user_id)
+        keys = [sessions._document(sessions.tokens.user_key(user_id)), sessions._document_of(session_id)]
+        keys.append(sessions._ended(session_id))
+        assert keys[0] == keys[1]  # the refresh token's session id finds the user's document
         assert len({key_slot(key.encode()) for key in keys}) == 1, keys
-        assert user_id not in "".join(keys[:3])  # a refresh token's keys do not name the user
+        assert user_id not in "".join(keys) and user_id.replace("-", "") not in session_id  # nobody named
 
 
-def test_the_slot_tag_spreads_users_over_the_cluster():
-    slots = {key_slot(f"{{{slot_of(str(uuid.uuid4()))}}}".encode()) for _ in range(2000)}
+def test_the_user_keys_spread_users_over_the_cluster():
+    sessions = _store()
+    slots = {key_slot(sessions._document(sessions.tokens.user_key(str(uuid.uuid4()))).encode()) for _ in range(2000)}
     assert len(slots) > 1800  # 2,000 users land on nearly as many of the 16,384 slots
+    assert len(sessions.tokens.user_key("someone")) == USER_KEY_DIGITS
 
 
 def test_an_accounts_login_counters_share_one_slot():

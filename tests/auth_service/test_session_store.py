@@ -8,19 +8,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from auth_service.sessions import SLOT_DIGITS, InvalidRefreshToken, SessionStore, SessionUser
+from auth_service.sessions import USER_KEY_DIGITS, InvalidRefreshToken, SessionStore, SessionUser
 from shared.redis_client import create_redis_client
 
 RACERS = 20
 # One round of a non-atomic rotation forks about half the time here; ten rounds make a miss rare.
 ROUNDS = 10
 GRACE_SECONDS = 2
+REFRESH_KEY = bytes(range(32))
 USER = SessionUser("user-1", "racer@example.com", "Racer")
 
 
 @pytest.fixture
 def store(redis_url: str) -> SessionStore:
-    return SessionStore(create_redis_client(redis_url), prefix="test:", ttl=600, reuse_grace=GRACE_SECONDS)
+    return SessionStore(
+        create_redis_client(redis_url), refresh_key=REFRESH_KEY, prefix="test:", ttl=600, reuse_grace=GRACE_SECONDS
+    )
 
 
 def _rotate_together(store: SessionStore, token: str) -> list[str]:
@@ -68,10 +71,13 @@ def test_grace_window_edges(store):
 @pytest.mark.parametrize(
     ("token", "reason"),
     [
-        ("a" * 32 + "." + "b" * 95, "unknown"),  # 128 characters: the longest well-formed token
-        ("a" * 32 + "." + "b" * 96, "malformed"),  # 129: refused before Redis is asked
-        ("a" * 32 + "." + "b" * 42, "malformed"),  # a secret shorter than 256 bits
-        ("a" * 31 + "." + "b" * 43, "malformed"),
+        ("a" * 32 + ".7." + "b" * 43, "unknown"),  # well-formed, but not a proof auth made: Redis is not asked
+        ("a" * 32 + ".7." + "b" * 44, "malformed"),
+        ("a" * 32 + ".7." + "b" * 42, "malformed"),  # a proof shorter than 256 bits
+        ("a" * 31 + ".7." + "b" * 43, "malformed"),
+        ("a" * 32 + ".07." + "b" * 43, "malformed"),  # one generation, one spelling
+        ("a" * 32 + ".1234567890." + "b" * 43, "malformed"),
+        ("A" * 32 + ".7." + "b" * 43, "malformed"),
     ],
 )
 def test_token_shape_limits(store, token, reason):
@@ -85,7 +91,7 @@ def test_revoking_everyone_ends_every_users_sessions_wherever_they_live(store, r
     tokens = [store.create(user, "agent")[1] for user in users for _ in range(2)]
     if request.node.callspec.params["redis_url"] == "cluster":
         cluster = request.getfixturevalue("redis_cluster")
-        holders = {cluster.primary_for(f"{{{token[:SLOT_DIGITS]}}}").port for token in tokens}
+        holders = {cluster.primary_for(f"{{{token[:USER_KEY_DIGITS]}}}").port for token in tokens}
         assert len(holders) == len(cluster.primaries())  # the sessions are spread over every primary
 
     assert store.revoke_everyone() == len(tokens)

@@ -427,6 +427,7 @@ def test_jobs_make_the_key_and_migrate_each_database_before_the_services_serve(o
     directory = make_key["command"][make_key["command"].index("--dir") + 1]
     store_script = keygen["containers"][0]["command"][-1]
     assert f"--from-file=signing.pem={directory}/signing.pem" in store_script
+    assert f"--from-file=refresh.key={directory}/refresh.key" in store_script  # auth refuses to start without it
     assert f"--from-file=jwks.json={directory}/jwks.json" in store_script
     for name in SERVICES:
         migrate = one(overlay, "Job", f"{name}-migrate")["spec"]["template"]["spec"]["containers"][0]
@@ -500,13 +501,21 @@ def test_dev_postgres_runs_the_compose_init_script_with_the_passwords_it_reads()
     pod = one("dev", "StatefulSet", "postgres")["spec"]["template"]["spec"]
     init = next(v["configMap"] for v in pod["volumes"] if "postgres-init" in v.get("configMap", {}).get("name", ""))
     assert config_map("dev", "postgres-init")["data"][init["items"][0]["key"]] == script
-    (services,) = re.findall(r"for service in ([a-z ]+); do", script)
-    assert "_DB_PASSWORD" in script
-    expected = {f"{service.upper()}_DB_PASSWORD" for service in services.split()} | {"POSTGRES_PASSWORD"}
-    assert expected <= set(env_of(pod["containers"][0]))
-    # The URLs the services get name the roles and databases the script creates.
+    # The script makes a role for each <service>-db-password file in SECRETS_DIR: the pod mounts one
+    # per service there, from the Secret whose URLs the services get.
+    assert '"$secrets_dir"/*-db-password' in script
+    container = pod["containers"][0]
+    secrets_dir = env_of(container)["SECRETS_DIR"]["value"]
+    [volume] = [v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == "service-connections"]
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["mountPath"] == secrets_dir and mount.get("readOnly")
+    files = {item["path"]: item["key"] for item in volume["secret"]["items"]}
     secrets = dev_secret_values()
-    for service in services.split():
+    services = {key.removesuffix("_DATABASE_URL").lower() for key in secrets if key.endswith("_DATABASE_URL")}
+    assert files == {f"{service}-db-password": f"{service.upper()}_DB_PASSWORD" for service in services}
+    assert "POSTGRES_PASSWORD" in env_of(container)
+    # The URLs the services get name the roles and databases the script creates.
+    for service in services:
         assert secrets[f"{service.upper()}_DATABASE_URL"].startswith(f"postgresql://{service}:")
         assert secrets[f"{service.upper()}_DATABASE_URL"].endswith(f"@postgres:5432/{service}")
 

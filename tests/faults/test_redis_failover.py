@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from auth_service.sessions import SLOT_DIGITS
+from auth_service.sessions import USER_KEY_DIGITS
 from tests.conftest import TOPOLOGY_PASSWORD
 from tests.faults.conftest import TcpProxy, auth_env, post_with_cookie, refresh_cookie_of, signup_and_login
 from tests.support.backends import RedisClusterServers, RedisSentinelServers, RedisServer
@@ -175,7 +175,7 @@ def test_cluster_failover_loses_no_session_and_forks_none(start_service, tmp_pat
         drill = start_drill(start_service, tmp_path, keys_dir, servers.url)
         # The primary holding the first user's sessions; its replica takes over, and the killed node,
         # restarted as a supervisor would, rejoins as the shard's replica so writes are confirmed again.
-        victim = servers.primary_for(f"{{{drill.browsers[0].cookie[:SLOT_DIGITS]}}}")
+        victim = servers.primary_for(f"{{{drill.browsers[0].cookie[:USER_KEY_DIGITS]}}}")
 
         def fail_over() -> float:
             servers.kill_primary(victim)
