@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from auth_service.config import AuthConfig
 from board_service.config import BoardConfig
@@ -115,6 +116,16 @@ def test_a_missing_signing_key_is_refused_naming_the_variable(tmp_path: Path):
 
     with pytest.raises(ConfigError, match="SIGNING_KEY_PATH"):
         create_app(AuthConfig(signing_key_path=tmp_path / "absent.pem", database_url=f"sqlite:///{tmp_path}/a.db"))
+
+
+def test_a_missing_refresh_key_is_refused_naming_the_variable(tmp_path: Path, keys_dir: Path):
+    from auth_service import create_app
+
+    settings = {"signing_key_path": keys_dir / "signing.pem", "database_url": f"sqlite:///{tmp_path}/a.db"}
+    with pytest.raises(ConfigError, match="REFRESH_KEY_PATH"):
+        create_app(AuthConfig(**settings, refresh_key_path=tmp_path / "absent.key"))
+    with pytest.raises(ValidationError, match="REFRESH_KEY_PATH"):  # from_env turns it into a ConfigError
+        AuthConfig(**settings, app_env="production", refresh_key_path=tmp_path / "absent.key")
 
 
 def run_stack(var_dir: Path, **settings: str) -> subprocess.CompletedProcess[str]:
