@@ -17,7 +17,7 @@ SCRIPTS = {
     and name.isupper()
     and isinstance(value, str)
     and "redis.call" in value
-    and name != "_SESSION_CODEC"
+    and name != "_DOCUMENT_CODEC"
 }
 
 
