@@ -16,7 +16,7 @@ SCRIPTS = {
     if name.startswith("_")
     and name.isupper()
     and isinstance(value, str)
-    and "redis.call" in value
+    and "KEYS[" in value
     and name != "_DOCUMENT_CODEC"
 }
 
