@@ -181,11 +181,11 @@ local s = doc and doc.s[session_id]
 if s and covers(doc.u, s[F.generation]) then
   doc.s[session_id] = nil
   save(KEYS[1], doc)
-  redis.call('HSET', KEYS[2], 'user', doc.u, 'generation', s[F.generation])
+  redis.call('HSET', KEYS[2], 'user', doc.u, 'last', s[F.generation])
   redis.call('PEXPIRE', KEYS[2], ended_ttl_ms)
   return doc.u
 end
-local ended = redis.call('HMGET', KEYS[2], 'user', 'generation')
+local ended = redis.call('HMGET', KEYS[2], 'user', 'last')
 if covers(ended[1], ended[2]) then return ended[1] end
 return false
 """  # noqa: S105 - a script, not a secret
@@ -199,7 +199,7 @@ if not (doc and doc.u == user_id and doc.s[session_id]) then
 end
 doc.s[session_id] = nil
 save(KEYS[1], doc)
-redis.call('HSET', KEYS[2], 'user', user_id, 'generation', -2)
+redis.call('HSET', KEYS[2], 'user', user_id, 'last', -2)
 redis.call('PEXPIRE', KEYS[2], ended_ttl_ms)
 return 1
 """
