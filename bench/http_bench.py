@@ -253,11 +253,13 @@ def refresh_vs_simplejwt(bench: Bench) -> tuple[Measurement, Measurement]:
 def main() -> None:
     rows: list[tuple[str, str, str, str]] = []
 
-    def row(what: str, ours: Measurement, other: Measurement | None = None, target: str = "") -> None:
+    def row(
+        what: str, ours: Measurement, other: Measurement | None = None, target: str = "", *, other_latency: bool = False
+    ) -> None:
         ratio = f"{ours.rps / other.rps:.2f}×" if other else ""
         detail = _figures(ours)
         if other:
-            detail += f" vs {other.rps:,.0f} req/s"
+            detail += f" vs {_figures(other) if other_latency else f'{other.rps:,.0f} req/s'}"
         if ours.non_2xx or (other and other.non_2xx):
             detail += f" ⚠ non-2xx: {ours.non_2xx}/{other.non_2xx if other else 0}"
         rows.append((what, detail, ratio, target))
@@ -379,6 +381,7 @@ def main() -> None:
                 ours,
                 theirs,
                 "≥ 5×; ours also detects reuse and tolerates races, theirs does neither",
+                other_latency=True,
             )
         finally:
             bench.close()
