@@ -1,9 +1,10 @@
 """`make bench`: the suite's hot paths under wrk on loopback, side by side with what they compare to.
 
-Starts a private Redis, the three services under gunicorn, the gateway and a peer app; every row is
+Starts a private Redis, the three services under gunicorn, the gateway and the peer apps; every row is
 the median of BENCH_RUNS runs of BENCH_SECONDS each (defaults 3 × 5 s), with wrk on the same cores.
 Ratios are measured with sync workers, the steadiest model (gthread pins each keep-alive connection
-to the worker that accepted it, which makes direct runs swing); row 6 compares the models.
+to the worker that accepted it, which makes direct runs swing); row 6 compares the models; row 7
+serves ours and the SimpleJWT peer (bench/peers/simplejwt) with gthread 2 × 4, as `make run` serves auth.
 Prints a Markdown table with the machine and versions. Compare ratios within one run, never
 absolute figures across machines.
 """
@@ -24,13 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from auth_service.keys import init_keys  # noqa: E402
-from tests.support.backends import RedisServer  # noqa: E402
+from bench.peers.simplejwt import peer_env as simplejwt_env  # noqa: E402
+from tests.support.backends import POSTGRES_ADMIN_URL, RedisServer, postgres_database  # noqa: E402
 from tests.support.processes import ServiceProcess  # noqa: E402
 from tests.support.stack import GatewayProcess  # noqa: E402
 
@@ -54,6 +57,18 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def progress(message: str) -> None:
+    """What the bench is doing, on stderr, so a long row is not silent (the table goes to stdout)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _median(runs: list[Measurement]) -> Measurement:
+    return Measurement(
+        *(statistics.median(getattr(r, f) for r in runs) for f in ("rps", "p50_ms", "p99_ms")),
+        non_2xx=max(r.non_2xx for r in runs),
+    )
+
+
 def wrk(
     url: str,
     *,
@@ -62,10 +77,11 @@ def wrk(
     headers: dict[str, str] | None = None,
     script: str | None = None,
     env: Callable[[], dict[str, str]] | None = None,
+    runs: int = RUNS,
 ) -> Measurement:
-    """Median of RUNS wrk runs; `env` is called before each run (e.g. for fresh sessions)."""
-    runs = []
-    for _ in range(RUNS):
+    """Median of `runs` wrk runs; `env` is called before each run (e.g. for fresh sessions)."""
+    measured = []
+    for _ in range(runs):
         command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{SECONDS}s", "--latency", "--timeout", "10s"]
         for name, value in (headers or {}).items():
             command += ["-H", f"{name}: {value}"]
@@ -75,7 +91,7 @@ def wrk(
             [*command, url], capture_output=True, text=True, check=True, env={**os.environ, **(env() if env else {})}
         ).stdout
         non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        runs.append(
+        measured.append(
             Measurement(
                 rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
                 p50_ms=_ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
@@ -83,10 +99,7 @@ def wrk(
                 non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
             )
         )
-    return Measurement(
-        *(statistics.median(getattr(r, f) for r in runs) for f in ("rps", "p50_ms", "p99_ms")),
-        non_2xx=max(r.non_2xx for r in runs),
-    )
+    return _median(measured)
 
 
 class Bench:
@@ -141,11 +154,23 @@ def versions() -> str:
     )
     packages = ", ".join(
         f"{name} {importlib.metadata.version(name)}"
-        for name in ("gunicorn", "flask", "pyjwt", "cryptography", "argon2-cffi", "redis")
+        for name in (
+            "gunicorn",
+            "flask",
+            "pyjwt",
+            "cryptography",
+            "argon2-cffi",
+            "redis",
+            "django",
+            "djangorestframework",
+            "djangorestframework-simplejwt",
+        )
     )
+    with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=5) as connection:
+        [postgres] = connection.execute("SHOW server_version").fetchone()
     return (
         f"Machine: {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; {packages}; "
-        f"{version(['nginx', '-v'])}; {version(['redis-server', '--version'])}; "
+        f"{version(['nginx', '-v'])}; {version(['redis-server', '--version'])}; PostgreSQL {postgres.split()[0]}; "
         f"{version(['wrk', '--version'])}. wrk -t2 -c{CONNECTIONS} on the same cores unless noted; "
         f"median of {RUNS} × {SECONDS:g} s."
     )
@@ -156,14 +181,85 @@ def _login(auth_url: str, email: str) -> requests.Response:
     return requests.post(f"{auth_url}/api/auth/login", json={"email": email, "password": PASSWORD})
 
 
+def _fresh_sessions(auth_url: str) -> dict[str, str]:
+    """One new session per client for refresh.lua: a spent token presented again is theft."""
+    tokens = [
+        _login(auth_url, f"r{i}-{uuid.uuid4().hex[:6]}@example.com").cookies["refresh_token"]
+        for i in range(CONNECTIONS)
+    ]
+    return {"REFRESH_TOKENS": ",".join(tokens)}
+
+
+def _fresh_simplejwt_tokens(env: dict[str, str]) -> dict[str, str]:
+    """One new refresh token per client for simplejwt_refresh.lua, recorded as outstanding as its login does."""
+    minted = subprocess.run(
+        [sys.executable, "-m", "bench.peers.simplejwt", "tokens", str(CONNECTIONS)],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {"REFRESH_TOKENS": ",".join(minted.stdout.split())}
+
+
+def _figures(measured: Measurement) -> str:
+    return f"{measured.rps:,.0f} req/s (p50 {measured.p50_ms:.1f} ms, p99 {measured.p99_ms:.1f} ms)"
+
+
+def refresh_vs_simplejwt(bench: Bench) -> tuple[Measurement, Measurement]:
+    """Refresh with rotation, ours vs SimpleJWT's with its PostgreSQL blacklist, one rotating token per
+    client, both under gunicorn gthread 2 workers × 4 threads (`make run`'s model). The runs alternate,
+    so a change in the shared machine's load falls on both sides."""
+    progress("7. refresh vs SimpleJWT: starting auth and the SimpleJWT peer (gthread 2×4, PostgreSQL)")
+    auth = bench.start("auth_service", worker_class="gthread")
+    ours_runs: list[Measurement] = []
+    theirs_runs: list[Measurement] = []
+    with postgres_database() as simplejwt_database:
+        peer_env = simplejwt_env(bench.dir / "simplejwt", simplejwt_database, PASSWORD)
+        simplejwt = bench.start("bench.peers.simplejwt", worker_class="gthread", **peer_env)
+        try:
+            for run in range(1, RUNS + 1):
+                progress(f"7. run {run}/{RUNS}: ours, {CONNECTIONS} new sessions, {SECONDS} s")
+                ours_runs.append(
+                    wrk(
+                        f"{auth.url}/api/auth/refresh",
+                        threads=CONNECTIONS,
+                        connections=CONNECTIONS,
+                        script="refresh.lua",
+                        env=lambda: _fresh_sessions(auth.url),
+                        runs=1,
+                    )
+                )
+                progress(f"7. run {run}/{RUNS}: ours {_figures(ours_runs[-1])}; SimpleJWT, {SECONDS} s")
+                theirs_runs.append(
+                    wrk(
+                        f"{simplejwt.url}/api/token/refresh/",
+                        threads=CONNECTIONS,
+                        connections=CONNECTIONS,
+                        script="simplejwt_refresh.lua",
+                        env=lambda: _fresh_simplejwt_tokens(peer_env),
+                        runs=1,
+                    )
+                )
+                progress(f"7. run {run}/{RUNS}: SimpleJWT {_figures(theirs_runs[-1])}")
+        finally:
+            # Before its database is dropped.
+            bench.stop(simplejwt)
+    bench.stop(auth)
+    return _median(ours_runs), _median(theirs_runs)
+
+
 def main() -> None:
     rows: list[tuple[str, str, str, str]] = []
 
-    def row(what: str, ours: Measurement, other: Measurement | None = None, target: str = "") -> None:
+    def row(
+        what: str, ours: Measurement, other: Measurement | None = None, target: str = "", *, other_latency: bool = False
+    ) -> None:
         ratio = f"{ours.rps / other.rps:.2f}×" if other else ""
-        detail = f"{ours.rps:,.0f} req/s (p50 {ours.p50_ms:.1f} ms, p99 {ours.p99_ms:.1f} ms)"
+        detail = _figures(ours)
         if other:
-            detail += f" vs {other.rps:,.0f} req/s"
+            detail += f" vs {_figures(other) if other_latency else f'{other.rps:,.0f} req/s'}"
         if ours.non_2xx or (other and other.non_2xx):
             detail += f" ⚠ non-2xx: {ours.non_2xx}/{other.non_2xx if other else 0}"
         rows.append((what, detail, ratio, target))
@@ -209,21 +305,13 @@ def main() -> None:
             )
 
             # 3. refresh with rotation, one session per client, vs auth's plain JSON endpoint.
-            def fresh_sessions() -> dict[str, str]:
-                # A spent token presented again is theft; every run starts from new sessions.
-                tokens = [
-                    _login(auth.url, f"r{i}-{uuid.uuid4().hex[:6]}@example.com").cookies["refresh_token"]
-                    for i in range(CONNECTIONS)
-                ]
-                return {"REFRESH_TOKENS": ",".join(tokens)}
-
             plain = wrk(f"{auth.url}/healthz", threads=CONNECTIONS, connections=CONNECTIONS)
             refresh = wrk(
                 f"{auth.url}/api/auth/refresh",
                 threads=CONNECTIONS,
                 connections=CONNECTIONS,
                 script="refresh.lua",
-                env=fresh_sessions,
+                env=lambda: _fresh_sessions(auth.url),
             )
             row(
                 f"3. `POST /api/auth/refresh` (rotation) vs `GET /healthz` on auth, {CONNECTIONS} clients",
@@ -284,6 +372,17 @@ def main() -> None:
                         "",
                     )
                 )
+
+            # 7. refresh with rotation vs SimpleJWT's, both served as `make run` serves auth.
+            ours, theirs = refresh_vs_simplejwt(bench)
+            row(
+                "7. refresh with rotation vs SimpleJWT (`ROTATE_REFRESH_TOKENS` + `BLACKLIST_AFTER_ROTATION`, "
+                f"PostgreSQL blacklist), gthread 2×4, {CONNECTIONS} clients",
+                ours,
+                theirs,
+                "≥ 5×; ours also detects reuse and tolerates races, theirs does neither",
+                other_latency=True,
+            )
         finally:
             bench.close()
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure what the tests talk to exists: redis-server (tests start their own, alone, as a Cluster
-# or watched by Sentinel), redis-cli (it creates the Cluster) and a reachable PostgreSQL
-# (TEST_POSTGRES_URL). Installs from Debian when missing and running as root.
+# or watched by Sentinel), redis-cli (it creates the Cluster), wrk (tests/bench runs the bench's
+# scripts) and a reachable PostgreSQL (TEST_POSTGRES_URL). Installs from Debian when missing and running as root.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
@@ -11,6 +11,7 @@ need_command redis-cli redis-tools
 need_command nginx nginx-light
 need_command docker-compose docker-compose
 need_command chromium chromium
+need_command wrk wrk
 
 pg_url=${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}
 if ! pg_ready "$pg_url"; then
