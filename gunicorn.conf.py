@@ -29,3 +29,35 @@ graceful_timeout = 10
 accesslog = None
 errorlog = "-"
 loglevel = "warning"
+
+
+# Prometheus multiprocess mode (shared/metrics.py): every worker writes its samples to files in one
+# directory, which each start empties (an operator's PROMETHEUS_MULTIPROC_DIR, e.g. a tmpfs that
+# admin commands run in the same container also write to) or creates (a private one otherwise).
+# prometheus-client reads the variable when first imported, so the master imports it only after
+# setting it, and the workers import it after the fork.
+def on_starting(server):  # type: ignore[no-untyped-def]
+    import tempfile
+    from pathlib import Path
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for leftover in Path(given).glob("*.db"):  # an earlier run's samples
+            leftover.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = server.metrics_dir = tempfile.mkdtemp(prefix="metrics-")
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    # A dead worker's gauges leave the "live" aggregations; its counters stay in the sums.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    import shutil
+
+    if getattr(server, "metrics_dir", None):
+        shutil.rmtree(server.metrics_dir, ignore_errors=True)

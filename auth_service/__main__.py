@@ -42,7 +42,11 @@ def revoke_all_sessions() -> int:
         ttl=config.refresh_token_ttl,
         reuse_grace=config.refresh_reuse_grace,
     )
-    print(f"ended {store.revoke_everyone()} sessions; every user must log in again")
+    from auth_service import events
+
+    ended = store.revoke_everyone()
+    events.everyone_logged_out(ended)
+    print(f"ended {ended} sessions; every user must log in again")
     # Their access tokens too: every resource service refuses tokens issued before now.
     revocation_publisher(config).everyone(before=cut_off_now())
     print("announced on the revocation feed: access tokens issued before now are refused")
@@ -65,6 +69,10 @@ def migrate(argv: list[str]) -> int | str:
 
 
 if __name__ == "__main__":
+    from shared.request_log import configure_logging
+
+    # Security events of the commands (key rotated, everyone logged out) as the services log them.
+    configure_logging("auth_service")
     command = sys.argv[1:3]
     if command[:1] == ["db"]:
         sys.exit(migrate(sys.argv[2:]))

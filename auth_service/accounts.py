@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, replace
 
+from auth_service import events
 from auth_service.devices import LoginDevices
 from auth_service.passwords import Passwords
 from auth_service.sessions import InvalidRefreshToken, SessionInfo, SessionStore, SessionUser
@@ -12,8 +12,6 @@ from auth_service.throttle import LoginThrottle
 from auth_service.tokens import TokenIssuer
 from auth_service.users import User, UserStore, email_key
 from shared.revocations import RevocationPublisher, cut_off_now
-
-log = logging.getLogger("auth_service.accounts")
 
 
 class InvalidCredentials(Exception):
@@ -71,10 +69,12 @@ class Accounts:
         device = self.devices.recognise(key, device_cookie)
         retry_after = self.throttle.begin_attempt(key, address, device)
         if retry_after is not None:
+            events.login_throttled(retry_after)
             raise TooManyAttempts(retry_after)
         user = self.users.find_by_email(email)
         # The dummy hash inside verify() makes an unknown email cost what a wrong password costs.
         if not self.passwords.verify(user.password_hash if user else None, password) or user is None:
+            events.login_failed(user.id if user else None)
             raise InvalidCredentials()
         self.throttle.succeeded(key, address, device)
         if self.passwords.needs_rehash(user.password_hash):
@@ -83,6 +83,8 @@ class Accounts:
         session_id, refresh_token, ended = self.sessions.create(session_user, user_agent)
         for ended_session in ended:  # past the session cap
             self.revocations.session(ended_session)
+            events.session_ended("cap", ended_session, user.id)
+        events.login_succeeded(user.id, session_id)
         signed_in = self._signed_in(session_user, session_id, refresh_token)
         return replace(signed_in, device_cookie=self.devices.issue(key, device_cookie))
 
@@ -91,25 +93,25 @@ class Accounts:
             renewal = self.sessions.rotate(refresh_token)
         except InvalidRefreshToken as exc:
             if exc.reason == "reused":
-                log.warning(
-                    "refresh token reuse: session revoked",
-                    extra={
-                        "fields": {"event": "refresh_token_reuse", "user_id": exc.user_id, "session_id": exc.session_id}
-                    },
-                )
+                events.refresh_token_reused(exc.user_id, exc.session_id)
                 if exc.session_id is not None:  # always set for a reuse
                     self.revocations.session(exc.session_id)
+            else:
+                events.refresh_refused(exc.reason)
             raise
+        events.refreshed(grace=renewal.grace)
         return self._signed_in(renewal.user, renewal.session_id, renewal.refresh_token)
 
     def logout(self, refresh_token: str) -> None:
         session_id = self.sessions.revoke_by_token(refresh_token)
         if session_id is not None:
             self.revocations.session(session_id)
+            events.session_ended("logout", session_id)
 
     def logout_all(self, user_id: str) -> None:
-        self.sessions.revoke_all(user_id)
+        ended = self.sessions.revoke_all(user_id)
         self.revocations.user(user_id, before=cut_off_now())
+        events.logged_out_everywhere(user_id, ended)
 
     def list_sessions(self, user_id: str) -> list[SessionInfo]:
         return self.sessions.list(user_id)
@@ -118,6 +120,7 @@ class Accounts:
         if not self.sessions.revoke(user_id, session_id):
             raise SessionNotFound(session_id)
         self.revocations.session(session_id)
+        events.session_ended("revoked", session_id, user_id)
 
     def session_is_active(self, user_id: str, session_id: str) -> bool:
         return self.sessions.is_active(user_id, session_id)

@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None, *, on_withdrawn: Callable[[list[str]], N
         kid = rotate_keys(args.dir, drop_old=args.drop_old)
         print(f"signing with new key {kid}; restart the auth service to use it")
         withdrawn = [old for old in published if isinstance(old, str) and old != kid]
+        from auth_service import events  # the command's only use of Flask and the metrics
+
+        events.signing_key_rotated(kid, withdrawn if args.drop_old else [])
         if args.drop_old and withdrawn and on_withdrawn is not None:
             on_withdrawn(withdrawn)
     return 0

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, make_response, request
 from werkzeug.http import dump_cookie
 
+from auth_service import events
 from auth_service.accounts import Accounts, InvalidCredentials, SessionNotFound, SignedIn, TooManyAttempts
 from auth_service.config import AuthConfig
 from auth_service.context import AuthContext
@@ -25,7 +26,7 @@ from auth_service.schemas import (
 )
 from auth_service.sessions import InvalidRefreshToken
 from auth_service.users import EmailTaken
-from shared.access_tokens import Caller, TokenError, require_caller
+from shared.access_tokens import Caller, require_caller
 from shared.openapi import ViewResult, operation
 from shared.problems import ErrorTable, Problem, ProblemFor
 from shared.revocations import RevocationNotPublished
@@ -129,27 +130,24 @@ def same_origin_only(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         origin = request.headers.get("Origin")
         if origin is not None and origin.rstrip("/") not in _config().origins:
+            events.csrf_rejected(request.endpoint)
             raise Problem(
                 403, "csrf_rejected", "The request comes from an origin that is not allowed.", title="Forbidden"
             )
         if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+            events.csrf_rejected(request.endpoint)
             raise Problem(403, "csrf_rejected", "Cross-site requests are not allowed.", title="Forbidden")
         return view(*args, **kwargs)
 
     return wrapper
 
 
-def require_live_session(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Like `require_caller`, and the token's session must not have been revoked."""
+def _session_is_live(caller: Caller) -> bool:
+    return _accounts().session_is_active(caller.id, caller.session_id)
 
-    @require_caller
-    @wraps(view)
-    def wrapper(*args: Any, caller: Caller, **kwargs: Any) -> Any:
-        if not _accounts().session_is_active(caller.id, caller.session_id):
-            raise TokenError("token_revoked", "The session of this token has ended")
-        return view(*args, caller=caller, **kwargs)
 
-    return wrapper
+# Like `require_caller`, and the token's session must not have been revoked.
+require_live_session = require_caller(still_active=_session_is_live)
 
 
 @bp.post("/signup")
@@ -189,6 +187,7 @@ def login(body: LoginRequest) -> ViewResult:
 def refresh() -> ViewResult:
     token = request.cookies.get(REFRESH_COOKIE)
     if not token:
+        events.refresh_refused("missing")
         raise InvalidRefreshToken("missing")
     return _token_response(_accounts().refresh(token))
 

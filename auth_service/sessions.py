@@ -239,6 +239,7 @@ class Renewal:
     session_id: str
     user: SessionUser
     refresh_token: str
+    grace: bool = False  # a race's loser got the winner's generation back (see the module docstring)
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,7 +370,7 @@ class SessionStore:
         if outcome == "invalid":
             raise InvalidRefreshToken("unknown")
         user = SessionUser(*(_text(value) for value in result[1:4]))
-        return Renewal(session_id, user, self.tokens.make(session_id, int(result[4])))
+        return Renewal(session_id, user, self.tokens.make(session_id, int(result[4])), grace=outcome == "grace")
 
     def revoke_by_token(self, token: str) -> str | None:
         """End the session of a current (or just-replaced) refresh token and return its id (also

@@ -21,12 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import jwt
 from flask import g, request
 
 from shared.config import ServiceConfig
+from shared.metrics import ServiceMetrics
 from shared.problems import Problem
 from shared.revocations import RevocationState
 from shared.service_context import ServiceContext
@@ -39,6 +40,13 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti", "sid")
+# The outcome label of access_token_verifications_total for each refusal code.
+VERIFICATION_OUTCOMES = {
+    "token_missing": "missing",
+    "token_expired": "expired",
+    "token_revoked": "revoked",
+    "invalid_token": "invalid",
+}
 # Headers that point at other keys; our issuer never sets them, so a token carrying one is forged.
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 MAX_TOKEN_LENGTH = 8192
@@ -93,6 +101,7 @@ class JwksKeys:
         self._last_refetch = float("-inf")
         self._refetch_lock = threading.Lock()
         self._reload_lock = threading.Lock()
+        self.metrics: ServiceMetrics | None = None  # set by the app: reads after start-up are counted
         if jwks is not None:
             self._by_source["given"] = self.parse(jwks)
         self.reload()
@@ -129,13 +138,19 @@ class JwksKeys:
                     document = load()
                 except (OSError, ValueError) as exc:
                     log.warning("JWKS %s unavailable: %s", source, exc)
+                    self._count_read("failed")
                     continue
                 if document is not None:
+                    self._count_read("ok")
                     # A rotation keeps the old public key published while its tokens may be
                     # valid; a key that is gone was withdrawn (--drop-old) and is dropped here.
                     self._by_source[source] = self.parse(document)
             # One new dict swapped in: readers never see it half built.
             self._keys = {kid: key for keys in self._by_source.values() for kid, key in keys.items()}
+
+    def _count_read(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.jwks_read(outcome)
 
     def _read_file(self) -> dict[str, Any] | None:
         if self.path is None or not self.path.exists():
@@ -187,6 +202,11 @@ class AccessTokenVerifier:
         self.leeway = leeway
         self.cache_size = cache_size
         self._verified: dict[str, Caller] = {}
+        self.metrics: ServiceMetrics | None = None
+
+    def report_to(self, metrics: ServiceMetrics) -> None:
+        """Count verifications, signature checks and JWKS reads in `metrics` from now on."""
+        self.metrics = self.keys.metrics = metrics
 
     @classmethod
     def from_config(cls, config: ServiceConfig) -> AccessTokenVerifier:
@@ -229,6 +249,8 @@ class AccessTokenVerifier:
             del self._verified[next(iter(self._verified))]
 
     def _verify_signature_and_claims(self, token: str) -> Caller:
+        if self.metrics is not None:
+            self.metrics.signature_checked()
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenError("invalid_token", "The access token is too long")
         header = _unverified_header(token)
@@ -296,19 +318,44 @@ def bearer_token() -> str:
     return token
 
 
-def authenticate() -> Caller:
-    """Verify the current request's Bearer token with the app's verifier and remember the caller."""
-    caller = ServiceContext.of().verifier.verify(bearer_token())
+def authenticate(still_active: Callable[[Caller], bool] | None = None) -> Caller:
+    """Verify the current request's Bearer token with the app's verifier and remember the caller;
+    `still_active` may refuse a valid token whose session ended (auth asks its session store).
+    Each call counts one outcome in access_token_verifications_total."""
+    verifier = ServiceContext.of().verifier
+    try:
+        caller = verifier.verify(bearer_token())
+        if still_active is not None and not still_active(caller):
+            raise TokenError("token_revoked", "The session of this token has ended")
+    except TokenError as refusal:
+        if verifier.metrics is not None:
+            verifier.metrics.token_verified(VERIFICATION_OUTCOMES[refusal.code])
+        raise
+    if verifier.metrics is not None:
+        verifier.metrics.token_verified("ok")
     g.caller = caller
     return caller
 
 
-def require_caller(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a view so it runs only for a valid access token and receives `caller`."""
+View = Callable[..., Any]
 
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return view(*args, caller=authenticate(), **kwargs)
 
-    wrapper.requires_caller = True  # type: ignore[attr-defined]  # read by the OpenAPI builder
-    return wrapper
+@overload
+def require_caller(view: View, /) -> View: ...
+@overload
+def require_caller(*, still_active: Callable[[Caller], bool]) -> Callable[[View], View]: ...
+def require_caller(
+    view: View | None = None, /, *, still_active: Callable[[Caller], bool] | None = None
+) -> View | Callable[[View], View]:
+    """Decorate a view so it runs only for a valid access token and receives `caller`; with
+    `still_active`, used as `@require_caller(still_active=...)`, the token's session must also be live."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return view(*args, caller=authenticate(still_active), **kwargs)
+
+        wrapper.requires_caller = True  # type: ignore[attr-defined]  # read by the OpenAPI builder
+        return wrapper
+
+    return decorate(view) if view is not None else decorate

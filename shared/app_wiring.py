@@ -10,6 +10,7 @@ from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from shared.database import DATABASE_UNAVAILABLE_ERRORS, ping
+from shared.metrics import ServiceMetrics, install_metrics
 from shared.openapi import openapi_document
 from shared.problems import ErrorTable, Problem, register_error_handlers
 from shared.request_log import configure_logging, install_request_log
@@ -30,6 +31,7 @@ def create_service_app(
     unavailable_errors: Iterable[type[BaseException]] = (),
     domain_errors: ErrorTable | None = None,
     readiness_details: Mapping[str, Callable[[], object]] | None = None,
+    metrics: ServiceMetrics | None = None,
 ) -> Flask:
     """Return a Flask app with the infrastructure every service has and `context` attached; the
     caller adds blueprints."""
@@ -48,6 +50,9 @@ def create_service_app(
             app.wsgi_app, hops=config.trusted_proxy_hops, networks=config.trusted_proxies
         )
     install_request_log(app)
+    metrics = metrics or ServiceMetrics(service)
+    install_metrics(app, metrics)
+    context.verifier.report_to(metrics)
     app.before_request(_whole_streamed_body)
     register_error_handlers(app, unavailable_errors=unavailable_errors, domain_errors=domain_errors)
 
@@ -115,12 +120,14 @@ def create_resource_service_app(
     """An app for a service that owns one database and verifies callers with the public keys alone;
     it follows auth's revocation feed and re-reads the keys in the background."""
     config, verifier = context.config, context.verifier
+    metrics = ServiceMetrics(service)
     feed = RevocationFeed(
         config.revocation_feed_url,
         config.revocation_feed_stream,
         verifier.revocations,
         verifier.keys,
         jwks_refresh_interval=config.jwks_refresh_interval,
+        metrics=metrics,
     )
     # No keys at start-up is not fatal: the JWKS URL may bring them later, and /readyz says so.
     app = create_service_app(
@@ -133,6 +140,7 @@ def create_resource_service_app(
         unavailable_errors=DATABASE_UNAVAILABLE_ERRORS,
         domain_errors=domain_errors,
         readiness_details={"revocations": feed.status},
+        metrics=metrics,
     )
     app.extensions[REVOCATION_FEED_EXTENSION] = feed
     # On the first request of each worker (and again after a fork): a thread started earlier, in

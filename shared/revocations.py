@@ -28,6 +28,7 @@ from shared.redis_client import REDIS_UNAVAILABLE_ERRORS, RedisClient, Replicate
 
 if TYPE_CHECKING:
     from shared.access_tokens import Caller, JwksKeys
+    from shared.metrics import ServiceMetrics
 
 log = logging.getLogger("shared.revocations")
 
@@ -130,8 +131,10 @@ class RevocationFeed:
         *,
         jwks_refresh_interval: float = 60.0,
         first_sync_wait: float = 2.0,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.url = url
+        self.metrics = metrics
         self.stream = stream
         self.state = state
         self.keys = keys
@@ -232,6 +235,11 @@ class RevocationFeed:
         )
         for _stream, entries in reply or ():
             self._apply(entries)
+            if self.metrics is not None:
+                # An entry id starts with the milliseconds of its XADD on the Redis server.
+                now_ms = time.time() * 1000
+                for entry_id, _fields in entries:
+                    self.metrics.revocation_applied((now_ms - int(entry_id.partition("-")[0])) / 1000)
 
     def _apply(self, entries: list[tuple[str, dict[str, str]]]) -> None:
         key_withdrawn = False
@@ -248,6 +256,8 @@ class RevocationFeed:
     def _mark_live(self) -> None:
         self._last_contact = time.monotonic()
         self._live = True
+        if self.metrics is not None:
+            self.metrics.revocation_feed_stale_for(0)
         if self._lost_logged:
             self._lost_logged = False
             log.warning("revocation feed is back", extra={"fields": {"event": "revocation_feed_back"}})
@@ -255,6 +265,8 @@ class RevocationFeed:
 
     def _mark_stale(self, exc: BaseException) -> None:
         self._live = False
+        if self.metrics is not None:
+            self.metrics.revocation_feed_stale_for(time.monotonic() - self._last_contact)
         if not self._lost_logged:
             self._lost_logged = True
             log.warning(
