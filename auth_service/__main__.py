@@ -44,6 +44,7 @@ def revoke_all_sessions() -> int:
     )
     from auth_service import events
 
+    events.log_as_the_service_does()
     ended = store.revoke_everyone()
     events.everyone_logged_out(ended)
     print(f"ended {ended} sessions; every user must log in again")
@@ -69,10 +70,6 @@ def migrate(argv: list[str]) -> int | str:
 
 
 if __name__ == "__main__":
-    from shared.request_log import configure_logging
-
-    # Security events of the commands (key rotated, everyone logged out) as the services log them.
-    configure_logging("auth_service")
     command = sys.argv[1:3]
     if command[:1] == ["db"]:
         sys.exit(migrate(sys.argv[2:]))

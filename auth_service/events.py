@@ -12,10 +12,16 @@ import logging
 from flask import has_request_context, request
 
 from shared.metrics import auth_logins, auth_refreshes, auth_sessions_revoked
+from shared.request_log import configure_logging
 
 log = logging.getLogger("security")
 
 MAX_USER_AGENT = 256
+
+
+def log_as_the_service_does() -> None:
+    """For the commands: their events as JSON lines on stderr, like the service's."""
+    configure_logging("auth_service")
 
 
 def _event(name: str, level: int = logging.INFO, **fields: object) -> None:

@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None, *, on_withdrawn: Callable[[list[str]], N
         withdrawn = [old for old in published if isinstance(old, str) and old != kid]
         from auth_service import events  # the command's only use of Flask and the metrics
 
+        events.log_as_the_service_does()
         events.signing_key_rotated(kid, withdrawn if args.drop_old else [])
         if args.drop_old and withdrawn and on_withdrawn is not None:
             on_withdrawn(withdrawn)
