@@ -19,12 +19,14 @@ def _ready(url: str) -> bool:
         return response.status == 200
 
 
+# The services answer /readyz; nginx and its exporter have no such page.
+READY_PATHS = {"gateway": "healthz", "gateway-metrics": "metrics"}
 # Each process's port by name (gateway, auth, or auth-1, auth-2 ... for replicas), from run_stack.py.
 ports: dict[str, int] = json.loads(os.environ["READY_PORTS"])
 checks: dict[str, Callable[[], object]] = {
     "redis": lambda: redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=1).ping(),
     **{
-        name: functools.partial(_ready, f"http://127.0.0.1:{port}/{'healthz' if name == 'gateway' else 'readyz'}")
+        name: functools.partial(_ready, f"http://127.0.0.1:{port}/{READY_PATHS.get(name, 'readyz')}")
         for name, port in ports.items()
     },
 }

@@ -5,6 +5,7 @@ only the variables its config class reads (so profile and board never see auth's
 database or Redis), nginx and Redis only the basics. Settings come from the shell, then `.env`.
 Ports and paths: GATEWAY_PORT (8080), AUTH_PORT (8001), PROFILE_PORT (8002), BOARD_PORT (8003),
 REDIS_PORT (6390, for the password-protected local Redis started when REDIS_URL is not given),
+GATEWAY_STATUS_PORT (8079, nginx's counters) and GATEWAY_METRICS_PORT (9113, their exporter),
 VAR_DIR (var/). Everything under var/ is created owner-only (umask 077).
 Replicas: AUTH_REPLICAS, PROFILE_REPLICAS, BOARD_REPLICAS (1 to 16, default 1) gunicorns per
 service, replica n on the service's port + 100·(n-1), each its own Procfile line (auth-1, auth-2,
@@ -42,6 +43,7 @@ TEMPLATE_VARIABLES = (
     "BOARD_UPSTREAM_SERVERS",
     "WEB_ROOT",
     "UPSTREAM_BIND",
+    "GATEWAY_STATUS_LISTEN",
 )
 # The gateway connects to the services from this loopback address, and only this address may
 # tell them the client's address (X-Forwarded-For); everything else on the machine uses 127.0.0.1.
@@ -160,6 +162,8 @@ def service_ports(ports: dict[str, str], replicas: dict[str, int]) -> dict[str, 
                 sys.exit(f"run: {name} would listen on {origin} = {port}, past 65535; lower {variable}")
             owners[name] = (origin, port)
     owners["gateway"] = ("GATEWAY_PORT", int(ports["GATEWAY"]))
+    owners["gateway-status"] = ("GATEWAY_STATUS_PORT", int(ports["GATEWAY_STATUS"]))
+    owners["gateway-metrics"] = ("GATEWAY_METRICS_PORT", int(ports["GATEWAY_METRICS"]))
     taken: dict[int, str] = {}
     for name, (origin, port) in owners.items():
         if port in taken:
@@ -216,6 +220,22 @@ http {{
 """
 
 
+def scrape_config_note(var_dir: Path, process_ports: dict[str, int]) -> str:
+    """Write a Prometheus config scraping every process of this run; say where the metrics are."""
+    scraped = {name: port for name, port in process_ports.items() if name not in ("redis", "gateway", "gateway-status")}
+    # One job per service: its replicas (auth-1, auth-2, ...) are the job's targets.
+    jobs = {service: [p for n, p in scraped.items() if n.split("-")[0] == service] for service in (*SERVICES, "gateway")}
+    text = (REPO / "deploy" / "observability" / "prometheus" / "make-run.yml").read_text()
+    text = text.replace("${ALERTS_FILE}", str(REPO / "deploy" / "observability" / "alerts.yml"))
+    for service, ports in jobs.items():
+        text = text.replace("${" + service.upper() + "_TARGETS}", json.dumps([f"127.0.0.1:{port}" for port in ports]))
+    config = var_dir / "observability" / "prometheus.yml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(text)
+    listed = ", ".join(f"{name} http://127.0.0.1:{port}/metrics" for name, port in scraped.items())
+    return f"metrics (never through the gateway): {listed}; Prometheus: prometheus --config.file={config}"
+
+
 def migrate_databases(environments: dict[str, dict[str, str]]) -> None:
     """Bring each service's database to its latest schema before any service starts."""
     for name, (package, _) in SERVICES.items():
@@ -244,6 +264,8 @@ def main() -> None:
             ("PROFILE", "8002"),
             ("BOARD", "8003"),
             ("REDIS", "6390"),
+            ("GATEWAY_STATUS", "8079"),
+            ("GATEWAY_METRICS", "9113"),
         )
     }
     for name, port in ports.items():
@@ -274,6 +296,7 @@ def main() -> None:
                 },
                 "WEB_ROOT": str(REPO / "gateway" / "web"),
                 "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
+                "GATEWAY_STATUS_LISTEN": f"127.0.0.1:{ports['GATEWAY_STATUS']}",
             }
         )
     )
@@ -352,11 +375,23 @@ def main() -> None:
             "gateway", basics, f"{nginx} -c {nginx_config} -p {var_dir / 'gateway'} -g 'daemon off;'", env_dir
         )
     )
+    exporter = shutil.which("prometheus-nginx-exporter") or "/usr/bin/prometheus-nginx-exporter"
+    lines.append(
+        procfile_line(
+            "gateway-metrics",
+            basics,
+            f"{exporter} --nginx.scrape-uri=http://127.0.0.1:{ports['GATEWAY_STATUS']}/stub_status "
+            f"--web.listen-address=127.0.0.1:{ports['GATEWAY_METRICS']}",
+            env_dir,
+        )
+    )
     # The announcer checks each process by name: `auth is ready`, or `auth-1 is ready`, `auth-2 ...`.
     ready_env = {
         **basics,
         "REDIS_URL": redis_url,
-        "READY_PORTS": json.dumps({name: port for name, port in process_ports.items() if name != "redis"}),
+        "READY_PORTS": json.dumps(
+            {name: port for name, port in process_ports.items() if name not in ("redis", "gateway-status")}
+        ),
     }
     lines.append(
         procfile_line("ready", ready_env, f"{sys.executable} {REPO / 'scripts' / 'announce_ready.py'}", env_dir)
@@ -372,6 +407,8 @@ def main() -> None:
             f"on {'port' if count == 1 else 'ports'} {listening}, behind the gateway",
             flush=True,
         )
+
+    print(f"run: {scrape_config_note(var_dir, process_ports)}", flush=True)
 
     honcho = python_bin / "honcho"
     os.chdir(REPO)
