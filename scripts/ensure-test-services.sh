@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure what the tests talk to exists: redis-server (tests start their own, alone, as a Cluster
 # or watched by Sentinel), redis-cli (it creates the Cluster), wrk (tests/bench runs the bench's
-# scripts) and a reachable PostgreSQL (TEST_POSTGRES_URL). Installs from Debian when missing and running as root.
+# scripts), Prometheus with promtool and nginx's exporter (tests/observability) and a reachable
+# PostgreSQL (TEST_POSTGRES_URL). Installs from Debian when missing and running as root.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
@@ -9,6 +10,8 @@ source "$here/lib.sh"
 need_command redis-server redis-server
 need_command redis-cli redis-tools
 need_command nginx nginx-light
+need_command prometheus-nginx-exporter prometheus-nginx-exporter
+need_command promtool prometheus
 need_command docker-compose docker-compose
 need_command chromium chromium
 need_command wrk wrk

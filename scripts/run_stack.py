@@ -381,7 +381,9 @@ def main() -> None:
             "gateway-metrics",
             basics,
             f"{exporter} --nginx.scrape-uri=http://127.0.0.1:{ports['GATEWAY_STATUS']}/stub_status "
-            f"--web.listen-address=127.0.0.1:{ports['GATEWAY_METRICS']}",
+            f"--web.listen-address=127.0.0.1:{ports['GATEWAY_METRICS']}"
+            # nginx starts beside it: wait for it rather than exit (honcho would stop the stack).
+            " --nginx.retries=60 --nginx.retry-interval=500ms",
             env_dir,
         )
     )

@@ -13,6 +13,7 @@ run in the workers.
 from __future__ import annotations
 
 import os
+import struct
 import time
 
 from flask import Flask, Response, g, request
@@ -28,6 +29,7 @@ from prometheus_client import (
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+ATTEMPTS = 5  # reads of the samples files per scrape, see exposition()
 # Requests no route matched are counted under one label, never under the path a client made up.
 UNMATCHED_ROUTE = "unmatched"
 
@@ -135,4 +137,11 @@ def exposition() -> bytes:
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    for _ in range(ATTEMPTS - 1):
+        try:
+            return generate_latest(registry)
+        except struct.error:
+            # A worker creating its samples file leaves it empty for an instant before sizing it;
+            # a scrape reading it then would fail. Read again.
+            time.sleep(0.01)
     return generate_latest(registry)

@@ -27,7 +27,9 @@ SERVICES = ("auth", "profile", "board")
 class Stack:
     def __init__(self, var_dir: Path, **env: str) -> None:
         self.var_dir = var_dir
-        self.ports = {name: free_port() for name in ("gateway", *SERVICES, "redis")}
+        self.ports = {
+            name: free_port() for name in ("gateway", *SERVICES, "redis", "gateway_status", "gateway_metrics")
+        }
         self.env = {
             **os.environ,
             "VAR_DIR": str(var_dir),
@@ -147,6 +149,8 @@ class GatewayProcess(MovesOffATakenPort):
                     },
                     "WEB_ROOT": str(REPO / "gateway" / "web"),
                     "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
+                    # nginx's counters on a socket file: no second port to find free.
+                    "GATEWAY_STATUS_LISTEN": f"unix:{self.prefix / 'status.sock'}",
                 }
             )
         )
