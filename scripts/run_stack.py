@@ -224,7 +224,9 @@ def scrape_config_note(var_dir: Path, process_ports: dict[str, int]) -> str:
     """Write a Prometheus config scraping every process of this run; say where the metrics are."""
     scraped = {name: port for name, port in process_ports.items() if name not in ("redis", "gateway", "gateway-status")}
     # One job per service: its replicas (auth-1, auth-2, ...) are the job's targets.
-    jobs = {service: [p for n, p in scraped.items() if n.split("-")[0] == service] for service in (*SERVICES, "gateway")}
+    jobs = {
+        service: [p for n, p in scraped.items() if n.split("-")[0] == service] for service in (*SERVICES, "gateway")
+    }
     text = (REPO / "deploy" / "observability" / "prometheus" / "make-run.yml").read_text()
     text = text.replace("${ALERTS_FILE}", str(REPO / "deploy" / "observability" / "alerts.yml"))
     for service, ports in jobs.items():

@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -25,19 +25,6 @@ from tests.support.stack import Stack
 pytestmark = pytest.mark.servers
 PASSWORD = "correct horse battery"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(
-        tmp_path_factory.mktemp("stack"),
-        ACCESS_TOKEN_TTL="2",
-        JWT_LEEWAY="0",
-        LOGIN_MAX_FAILURES="3",
-        JWKS_REFRESH_INTERVAL="0.5",
-    ).start()
-    yield running
-    running.stop()
 
 
 def scrape(url: str) -> Samples:
