@@ -50,9 +50,10 @@ def create_service_app(
             app.wsgi_app, hops=config.trusted_proxy_hops, networks=config.trusted_proxies
         )
     install_request_log(app)
-    metrics = metrics or ServiceMetrics(service)
-    install_metrics(app, metrics)
-    context.verifier.report_to(metrics)
+    if config.metrics_enabled:
+        metrics = metrics or ServiceMetrics(service)
+        install_metrics(app, metrics)
+        context.verifier.report_to(metrics)
     app.before_request(_whole_streamed_body)
     register_error_handlers(app, unavailable_errors=unavailable_errors, domain_errors=domain_errors)
 
@@ -120,7 +121,7 @@ def create_resource_service_app(
     """An app for a service that owns one database and verifies callers with the public keys alone;
     it follows auth's revocation feed and re-reads the keys in the background."""
     config, verifier = context.config, context.verifier
-    metrics = ServiceMetrics(service)
+    metrics = ServiceMetrics(service) if config.metrics_enabled else None
     feed = RevocationFeed(
         config.revocation_feed_url,
         config.revocation_feed_stream,

@@ -144,6 +144,8 @@ class ServiceConfig(BaseSettings):
     trusted_proxy_hops: int = Field(0, ge=0, le=5)
     trusted_proxy_addresses: str = ""
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # Prometheus metrics at /metrics (shared/metrics.py); off only to measure what they cost.
+    metrics_enabled: bool = True
 
     @field_validator("trusted_proxy_addresses")
     @classmethod
