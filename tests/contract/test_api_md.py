@@ -24,7 +24,7 @@ from tests.support.processes import REPO
 API_MD = (REPO / "docs" / "API.md").read_text()
 CODE_FOLDERS = ("shared", "auth_service", "profile_service", "board_service")
 # Routes every service has for operators, documented under Operations rather than per service.
-OPERATIONAL = {"/healthz", "/readyz", "/openapi.json"}
+OPERATIONAL = {"/healthz", "/readyz", "/openapi.json", "/metrics"}
 
 
 def _normalise(path: str) -> str:
@@ -82,7 +82,8 @@ def test_every_service_serves_the_operational_routes(apps):
         client = app.test_client()
         assert client.get("/healthz").status_code == 200
         assert client.get("/openapi.json").status_code == 200
-    assert all(f"`GET {path}`" in API_MD for path in ("/healthz", "/readyz"))
+        assert client.get("/metrics").status_code == 200
+    assert all(f"`GET {path}`" in API_MD for path in ("/healthz", "/readyz", "/metrics"))
 
 
 def _emittable_codes() -> set[str]:

@@ -133,7 +133,10 @@ def test_every_deployment_has_probes_on_the_health_endpoints(overlay):
     deployments = {item["metadata"]["name"]: item for item in objects(overlay, "Deployment")}
     assert set(deployments) == {*SERVICES, "gateway"}
     for name, deployment in deployments.items():
-        (main,) = deployment["spec"]["template"]["spec"]["containers"]
+        main, *sidecars = deployment["spec"]["template"]["spec"]["containers"]
+        # The gateway pod alone has a second container: the exporter of nginx's counters.
+        assert [c["name"] for c in sidecars] == (["metrics"] if name == "gateway" else []), name
+        assert all(c["readinessProbe"]["httpGet"]["path"] == "/metrics" for c in sidecars), name
         readiness = "/healthz" if name == "gateway" else "/readyz"
         assert main["readinessProbe"]["httpGet"]["path"] == readiness, name
         assert main["livenessProbe"]["httpGet"]["path"] == "/healthz", name
@@ -274,12 +277,31 @@ def _selects(selector: dict, labels: dict[str, str]) -> bool:
     return True
 
 
-OUTSIDERS = {"another pod in the namespace": {"app": "debug"}, "outside the namespace": None}
+# Pods that are not ours: (their namespace, their labels); ours run in the overlay's namespace.
+OUTSIDERS = {
+    "another pod in the namespace": (None, {"app": "debug"}),
+    "Prometheus in the monitoring namespace": ("monitoring", {"app.kubernetes.io/name": "prometheus"}),
+    "another pod in the monitoring namespace": ("monitoring", {"app": "debug"}),
+    "outside the namespace": ("elsewhere", {}),
+}
+
+
+def _peer_admits(peer: dict, namespace: str | None, labels: dict[str, str]) -> bool:
+    """Whether a `from` peer admits a pod; namespace None is the policy's own. A namespace's only
+    label is taken to be kubernetes.io/metadata.name, which Kubernetes sets on every namespace."""
+    if "ipBlock" in peer:
+        return True  # by address: taken to admit anyone, stricter than needed here
+    if "namespaceSelector" in peer:
+        if namespace is None or not _selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": namespace}):
+            return False
+    elif namespace is not None:
+        return False  # a podSelector alone selects pods of the policy's namespace
+    return _selects(peer.get("podSelector", {}), labels)
 
 
 def _admitted(overlay: str, target: dict[str, str], port: int) -> set[str]:
     """The workloads (and outsiders) the overlay's NetworkPolicies let connect to `target` on `port`."""
-    sources = {f"{w['kind']}/{w['metadata']['name']}": pod_labels(w) for w in objects(overlay, *WORKLOADS)}
+    sources = {f"{w['kind']}/{w['metadata']['name']}": (None, pod_labels(w)) for w in objects(overlay, *WORKLOADS)}
     sources.update(OUTSIDERS)
     policies = [
         p["spec"]
@@ -293,10 +315,8 @@ def _admitted(overlay: str, target: dict[str, str], port: int) -> set[str]:
         if rule.get("ports") and port not in [entry.get("port") for entry in rule["ports"]]:
             continue
         peers = rule.get("from")
-        # A peer by address or by namespace is taken to admit anyone: stricter than needed here.
-        anyone = not peers or any("ipBlock" in peer or "namespaceSelector" in peer for peer in peers)
-        for name, labels in sources.items():
-            if anyone or (labels is not None and any(_selects(peer["podSelector"], labels) for peer in peers)):
+        for name, (namespace, labels) in sources.items():
+            if not peers or any(_peer_admits(peer, namespace, labels) for peer in peers):
                 admitted.add(name)
     return admitted
 
@@ -318,11 +338,12 @@ def test_network_policies_let_only_the_gateway_reach_the_services_and_only_the_s
     gateway = {"Deployment/gateway"}
     migrations = {f"Job/{name}-migrate" for name in SERVICES}
     services = {f"Deployment/{name}" for name in SERVICES}
+    prometheus = {"Prometheus in the monitoring namespace"}  # the metrics ports only
     expected = {
         "Deployment/gateway": everyone,
-        "Deployment/auth": gateway | {"Deployment/profile", "Deployment/board"},  # the JWKS
-        "Deployment/profile": gateway,
-        "Deployment/board": gateway,
+        "Deployment/auth": gateway | {"Deployment/profile", "Deployment/board"} | prometheus,  # the JWKS
+        "Deployment/profile": gateway | prometheus,
+        "Deployment/board": gateway | prometheus,
     }
     if overlay == "dev":
         expected |= {"StatefulSet/redis": services, "StatefulSet/postgres": services | migrations}
@@ -472,7 +493,7 @@ def test_images_are_pinned(overlay):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_gateway_renders_the_shared_template_and_serves_every_web_file(overlay):
     gateway = one(overlay, "Deployment", "gateway")["spec"]["template"]["spec"]
-    (nginx,) = gateway["containers"]
+    nginx = next(container for container in gateway["containers"] if container["name"] == "nginx")
     mounts = {mount["name"]: mount["mountPath"] for mount in nginx["volumeMounts"]}
     volumes = {volume["name"]: volume for volume in gateway["volumes"]}
     template_volume = next(name for name, path in mounts.items() if path == "/etc/nginx/templates")
