@@ -92,6 +92,9 @@ def _wrk_command(url: str, script: str, *, threads: int, connections: int, secon
 
 def _refreshes(output: str) -> Refreshes:
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if errors and sum(map(int, errors.groups()[:3])):
+        progress(f"   wrk: {errors.group(0)}")
     timeouts = re.search(r"timeout (\d+)", output)
     if float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)) == 0:  # nothing answered: no percentiles
         return Refreshes(0.0, math.inf, math.inf, 0, int(timeouts.group(1)) if timeouts else 0)
