@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON := $(PY)
 
-.PHONY: install keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify bench-revocation bench-topologies bench-memory lock clean mutate
+.PHONY: install keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify bench-revocation bench-topologies bench-memory bench-flood lock clean mutate
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
 $(VENV)/.installed: requirements-dev.lock
@@ -67,6 +67,11 @@ bench-topologies: install              ## refresh throughput: standalone vs Sent
 	@command -v wrk >/dev/null || (. scripts/lib.sh && apt_install wrk)
 	@command -v redis-cli >/dev/null || (. scripts/lib.sh && apt_install redis-tools)
 	$(PY) bench/redis_topologies.py
+
+bench-flood: install                   ## row 8 alone: refresh p50/p99 alone and under a login flood, admission on and off
+	@command -v wrk >/dev/null || (. scripts/lib.sh && apt_install wrk)
+	@command -v redis-server >/dev/null || (. scripts/lib.sh && apt_install redis-server)
+	$(PY) bench/login_flood.py
 
 bench-memory: install                  ## Redis memory per live session at 0, 10 and 336 rotations
 	$(PY) bench/session_memory.py

@@ -60,25 +60,30 @@ class Accounts:
         self.issuer = issuer
 
     def signup(self, *, email: str, password: str, name: str) -> User:
-        return self.users.add(email=email, name=name, password_hash=self.passwords.hash(password))
+        with self.passwords.admitted("signup"):
+            password_hash = self.passwords.hash(password)
+        return self.users.add(email=email, name=name, password_hash=password_hash)
 
     def login(
         self, *, email: str, password: str, address: str, user_agent: str, device_cookie: str | None = None
     ) -> SignedIn:
         key = email_key(email)
         device = self.devices.recognise(key, device_cookie)
-        retry_after = self.throttle.begin_attempt(key, address, device)
-        if retry_after is not None:
-            events.login_throttled(retry_after)
-            raise TooManyAttempts(retry_after)
-        user = self.users.find_by_email(email)
-        # The dummy hash inside verify() makes an unknown email cost what a wrong password costs.
-        if not self.passwords.verify(user.password_hash if user else None, password) or user is None:
-            events.login_failed(user.id if user else None)
-            raise InvalidCredentials()
-        self.throttle.succeeded(key, address, device)
-        if self.passwords.needs_rehash(user.password_hash):
-            self.users.set_password_hash(user.id, self.passwords.hash(password))
+        # Admission first: a shed login costs no Redis or database call, is not counted as an attempt,
+        # and is shed alike for every account, known or not.
+        with self.passwords.admitted("login"):
+            retry_after = self.throttle.begin_attempt(key, address, device)
+            if retry_after is not None:
+                events.login_throttled(retry_after)
+                raise TooManyAttempts(retry_after)
+            user = self.users.find_by_email(email)
+            # The dummy hash inside verify() makes an unknown email cost what a wrong password costs.
+            if not self.passwords.verify(user.password_hash if user else None, password) or user is None:
+                events.login_failed(user.id if user else None)
+                raise InvalidCredentials()
+            self.throttle.succeeded(key, address, device)
+            if self.passwords.needs_rehash(user.password_hash):
+                self.users.set_password_hash(user.id, self.passwords.hash(password))
         session_user = SessionUser(user.id, user.email, user.name)
         session_id, refresh_token, ended = self.sessions.create(session_user, user_agent)
         for ended_session in ended:  # past the session cap

@@ -9,7 +9,7 @@ from auth_service.config import AuthConfig
 from auth_service.context import AuthContext
 from auth_service.devices import LoginDevices
 from auth_service.keys import load_refresh_key
-from auth_service.passwords import Passwords
+from auth_service.passwords import HashSlots, Passwords
 from auth_service.routes import ERRORS, bp, well_known
 from auth_service.sessions import SessionStore
 from auth_service.throttle import LoginThrottle
@@ -54,6 +54,11 @@ def build_app(config: AuthConfig | None = None) -> Flask:
             time_cost=config.argon2_time_cost,
             memory_cost=config.argon2_memory_cost,
             parallelism=config.argon2_parallelism,
+            slots=HashSlots(
+                concurrency=config.password_hash_concurrency,
+                queue=config.password_hash_queue,
+                wait=config.password_hash_queue_timeout_ms / 1000,
+            ),
         ),
         sessions=SessionStore(
             redis_client,

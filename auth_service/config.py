@@ -47,6 +47,11 @@ class AuthConfig(ServiceConfig):
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_cost: int = Field(65536, ge=8)
     argon2_parallelism: int = Field(4, ge=1)
+    # Admission control for argon2 (auth_service/passwords.py HashSlots), per process: hashes at once,
+    # requests waiting for one, and how long they wait; the rest get 503 password_hashing_busy.
+    password_hash_concurrency: int = Field(1, ge=1, le=256)
+    password_hash_queue: int = Field(1, ge=0, le=1024)
+    password_hash_queue_timeout_ms: int = Field(250, ge=0, le=60_000)
 
     @field_validator("allowed_origins")
     @classmethod

@@ -14,6 +14,7 @@ from auth_service.accounts import Accounts, InvalidCredentials, SessionNotFound,
 from auth_service.config import AuthConfig
 from auth_service.context import AuthContext
 from auth_service.devices import DEVICE_COOKIE
+from auth_service.passwords import PasswordHashingBusy
 from auth_service.schemas import (
     JsonWebKeySet,
     LoginRequest,
@@ -46,7 +47,7 @@ _CLEAR_REFRESH_COOKIE = dump_cookie(
 
 
 def _retry_after(exc: Exception) -> dict[str, str]:
-    assert isinstance(exc, TooManyAttempts)
+    assert isinstance(exc, TooManyAttempts | PasswordHashingBusy)
     return {"Retry-After": str(exc.retry_after)}
 
 
@@ -57,6 +58,14 @@ ERRORS: ErrorTable = {
         "too_many_attempts",
         "Too many failed logins; try again later.",
         title="Too many attempts",
+        headers=_retry_after,
+    ),
+    # Admission control shed the request before its password was hashed (auth_service/passwords.py).
+    PasswordHashingBusy: ProblemFor(
+        503,
+        "password_hashing_busy",
+        "Too many logins are being checked right now; try again shortly.",
+        title="Service unavailable",
         headers=_retry_after,
     ),
     InvalidRefreshToken: ProblemFor(

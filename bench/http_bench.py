@@ -392,6 +392,11 @@ def main() -> None:
     print("|---|---|---:|---|")
     for what, detail, ratio, target in rows:
         print(f"| {what} | {detail} | {ratio} | {target} |")
+    sys.stdout.flush()
+
+    from bench.login_flood import main as login_flood  # row 8 lives in its own module (`make bench-flood`)
+
+    login_flood(header=False)  # continues the table
 
 
 if __name__ == "__main__":

@@ -68,7 +68,12 @@ revocation_feed_stale = Gauge(
     multiprocess_mode="livemax",
 )
 auth_logins = Counter(
-    "auth_logins_total", "Login attempts by outcome (success, invalid_credentials, throttled, shed)", ["outcome"]
+    "auth_logins_total", "Login attempts by outcome (success, invalid_credentials, throttled)", ["outcome"]
+)
+password_hash_shed = Counter(
+    "auth_password_hash_shed_total",
+    "Logins and signups answered 503 password_hashing_busy (admission control), by operation",
+    ["operation"],
 )
 auth_refreshes = Counter(
     "auth_refreshes_total",

@@ -62,6 +62,11 @@ AUTH_VARIABLES = [
     ("ARGON2_TIME_COST", "0"),
     ("ARGON2_MEMORY_COST", "4"),
     ("ARGON2_PARALLELISM", "0"),
+    ("PASSWORD_HASH_CONCURRENCY", "0"),
+    ("PASSWORD_HASH_CONCURRENCY", "many"),
+    ("PASSWORD_HASH_QUEUE", "-1"),
+    ("PASSWORD_HASH_QUEUE_TIMEOUT_MS", "-5"),
+    ("PASSWORD_HASH_QUEUE_TIMEOUT_MS", "60001"),
 ]
 CASES = (
     [(config, name, value) for config in (AuthConfig, ProfileConfig, BoardConfig) for name, value in SHARED_VARIABLES]

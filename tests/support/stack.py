@@ -38,6 +38,9 @@ class Stack:
             "ARGON2_TIME_COST": "1",
             "ARGON2_MEMORY_COST": "1024",
             "ARGON2_PARALLELISM": "1",
+            # Roomy admission control, so tests racing logins for other reasons are not shed.
+            "PASSWORD_HASH_QUEUE": "64",
+            "PASSWORD_HASH_QUEUE_TIMEOUT_MS": "10000",
             "WEB_CONCURRENCY": "2",
             **env,
         }
