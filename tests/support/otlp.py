@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -89,15 +92,14 @@ class OtlpReceiver:
             self.requests += 1
             self.spans.extend(received)
 
-    def trace(self, trace_id: str, *, until: str | None = None, timeout: float = 15) -> list[ReceivedSpan]:
-        """The spans of one trace received so far, waiting (up to `timeout`) for one named `until`."""
+    def trace(self, trace_id: str, *names: str, timeout: float = 15) -> list[ReceivedSpan]:
+        """The spans of one trace received so far, waiting (up to `timeout`) until there is one, and
+        one of each of `names` (spans of one trace may come in different batches)."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
                 found = [span for span in self.spans if span.trace_id == trace_id]
-            if until is None and found:
-                return found
-            if until is not None and any(span.name == until for span in found):
+            if found and set(names) <= {span.name for span in found}:
                 return found
             if time.monotonic() > deadline:
                 return found
@@ -109,12 +111,20 @@ def _value(value: object) -> object:
     return getattr(value, kind) if kind else None
 
 
-def get_untraced(url: str, **headers: str) -> int:
-    """GET with exactly these headers (`traceparent=`...), on a new connection; the status.
+def call_untraced(
+    method: str, url: str, body: object = None, headers: dict[str, str] | None = None
+) -> tuple[int, Message, object]:
+    """One HTTP call with exactly these headers (`traceparent`...), on a new connection: status,
+    headers and JSON body (None when there is none).
 
     Not with requests: once a test in this process has instrumented it, it would put its own
     traceparent in place of the one the test sends."""
-    fields = {name.replace("_", "-"): value for name, value in headers.items()}
-    request = urllib.request.Request(url, headers=fields)  # noqa: S310 - a loopback URL of the test's
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return int(response.status)
+    data = json.dumps(body).encode() if body is not None else None
+    fields = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
+    request = urllib.request.Request(url, data=data, headers=fields, method=method)  # noqa: S310 - loopback
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            status, answer_headers, raw = int(response.status), response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        status, answer_headers, raw = error.code, error.headers, error.read()
+    return status, answer_headers, json.loads(raw) if raw else None
