@@ -25,13 +25,18 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import sampling
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.util.types import Attributes
 
 if TYPE_CHECKING:
     from flask import Flask
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from sqlalchemy import Engine
 
 # Probes and scrapes are frequent and say nothing about a user's request: not traced by default.
@@ -48,6 +53,7 @@ class _ProcessState:
         self.in_workers = False
         self.clients_instrumented = False
         self.traced_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+        self.sampler: RecordedWhenExported | None = None
 
 
 _state = _ProcessState()
@@ -91,34 +97,84 @@ def start_tracing(service: str) -> TracerProvider | None:
         resource = Resource.create()
         if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
             resource = resource.merge(Resource({SERVICE_NAME: service}))
-        provider = TracerProvider(resource=resource)  # the sampler from OTEL_TRACES_SAMPLER
+        # What TracerProvider() would read from OTEL_TRACES_SAMPLER and _ARG (default parentbased_always_on).
+        sampler = RecordedWhenExported(sampling._get_from_env_or_default())
+        provider = TracerProvider(resource=resource, sampler=sampler)
         endpoint = exporter_endpoint()
         if endpoint is not None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             # The exporter reads the endpoint, headers, timeout and TLS settings from OTEL_* itself.
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            sampler.exported = True
+        _state.sampler = sampler
         # Set once per process: the gunicorn master never sets one, so each worker sets its own.
         trace.set_tracer_provider(provider)
         _state.started_in = os.getpid()
         return provider
 
 
+def add_span_processor(processor: SpanProcessor) -> None:
+    """Send this process's spans to `processor` too (an in-memory exporter in tests), and record them
+    from now on, as with an exporter; apps made after this call trace their SQL, Redis and requests too."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider) or _state.sampler is None:
+        raise RuntimeError("tracing is not started in this process (OTEL_SDK_DISABLED?)")
+    provider.add_span_processor(processor)
+    _state.sampler.exported = True
+
+
+class RecordedWhenExported(Sampler):
+    """OTEL_TRACES_SAMPLER's sampler while spans go somewhere; until then every span is dropped at its
+    start. A dropped span still has its trace and span ids, so log lines name them and a traceparent
+    still carries the caller's trace on, but the instrumentations skip their attribute work, which
+    nobody would read (README, Traces: what tracing costs)."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self.inner = inner
+        self.exported = False
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: trace.SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[trace.Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        if self.exported:
+            return self.inner.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        parent = trace.get_current_span(parent_context).get_span_context()
+        return SamplingResult(Decision.DROP, None, parent.trace_state if parent.is_valid else None)
+
+    def get_description(self) -> str:
+        return f"RecordedWhenExported{{{self.inner.get_description()}}}"
+
+
 def instrument_service(app: Flask, service: str, *, engine: Engine | None = None) -> None:
-    """Trace the app's requests, its engine's statements, Redis commands and outgoing requests;
-    start the provider now unless gunicorn starts it in each worker. Nothing when disabled."""
+    """Trace the app's requests and, when spans go somewhere, its engine's statements, Redis commands
+    and outgoing requests; start the provider now unless gunicorn starts it in each worker. Nothing
+    when disabled."""
     if not tracing_enabled():
         return
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
+    if not _state.in_workers:
+        # First, so the instrumentations get the provider's tracers, not proxies that look it up per span.
+        start_tracing(service)
     FlaskInstrumentor.instrument_app(  # type: ignore[no-untyped-call]
         app, excluded_urls=os.environ.get("OTEL_PYTHON_FLASK_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS)
     )
-    if engine is not None:
-        trace_engine(engine)
-    _instrument_clients()
-    if not _state.in_workers:
-        start_tracing(service)
+    # Without an exporter only the request's span matters (its ids are in the log lines and carry a
+    # traceparent on); the others would be dropped unseen, after costing about a tenth of a request.
+    if exporter_endpoint() is not None or (_state.sampler is not None and _state.sampler.exported):
+        if engine is not None:
+            trace_engine(engine)
+        _instrument_clients()
 
 
 def trace_engine(engine: Engine) -> None:

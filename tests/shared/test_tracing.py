@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from auth_service import create_app
@@ -23,7 +23,7 @@ from auth_service.config import AuthConfig
 from auth_service.context import AuthContext
 from auth_service.migrations import HISTORY
 from shared.request_log import JsonFormatter
-from shared.tracing import start_tracing
+from shared.tracing import add_span_processor, start_tracing
 from tests.auth_service.conftest import CHEAP_ARGON2, PASSWORD
 from tests.support.otlp import OtlpReceiver
 from tests.support.processes import REPO, ServiceProcess
@@ -50,10 +50,9 @@ class SpanRecorder(SpanProcessor):
 
 @pytest.fixture(scope="session")
 def recorder() -> SpanRecorder:
-    provider = start_tracing("tests") or trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
+    start_tracing("tests")  # unless an app of an earlier test started it
     processor = SpanRecorder()
-    provider.add_span_processor(processor)
+    add_span_processor(processor)
     return processor
 
 
@@ -94,7 +93,7 @@ def _auth_settings(tmp_path: Path, redis_url: str, keys_dir: Path) -> dict[str, 
 
 
 @pytest.fixture
-def auth_app(tmp_path: Path, standalone_redis_url: str, keys_dir: Path) -> Iterator[Flask]:
+def auth_app(recorder: SpanRecorder, tmp_path: Path, standalone_redis_url: str, keys_dir: Path) -> Iterator[Flask]:
     settings = _auth_settings(tmp_path, standalone_redis_url, keys_dir)
     migrate(str(settings["database_url"]), HISTORY)
     app = create_app(AuthConfig(**settings))  # type: ignore[arg-type]
@@ -207,9 +206,9 @@ app = Flask("probe")
 instrument_service(app, "probe")
 @app.get("/work")
 def work():
-    with trace.get_tracer("probe").start_as_current_span("inner"):
+    with trace.get_tracer("probe").start_as_current_span("inner") as span:
         record = logging.LogRecord("access", logging.INFO, "", 0, "request", None, None)
-        return JsonFormatter("probe").format(record)
+        return json.dumps({**json.loads(JsonFormatter("probe").format(record)), "recording": span.is_recording()})
 line = json.loads(app.test_client().get("/work", headers={"traceparent": sys.argv[1]}).get_data(as_text=True))
 provider = trace.get_tracer_provider()
 print(json.dumps({
@@ -236,14 +235,17 @@ def _probe(**env: str) -> dict:
 
 
 def test_the_exporter_is_off_by_default_and_on_with_an_endpoint():
-    # No endpoint: spans are made (the log line has ids) but there is no exporter thread to send them.
+    # No endpoint: spans have ids (the log line names them) but are not recorded, and there is no
+    # exporter thread to send them.
     off = _probe()
     assert off["provider"] == "TracerProvider"
     assert len(off["line"]["trace_id"]) == 32
+    assert off["line"]["recording"] is False
     assert not [name for name in off["threads"] if name.startswith("OtelBatch")]
     # With an endpoint, a batch exporter runs (nothing listens there; its failures are its own).
     on = _probe(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_BSP_SCHEDULE_DELAY="60000")
     assert [name for name in on["threads"] if name.startswith("OtelBatch")]
+    assert on["line"]["recording"] is True
 
 
 def test_otel_sdk_disabled_makes_no_spans_and_no_trace_ids():
