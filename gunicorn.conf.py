@@ -5,6 +5,8 @@ Worker model: see bench/README and the closing notes; override with WEB_CONCURRE
 
 import os
 
+from shared import tracing
+
 
 def _positive_whole_number(variable: str, default: str) -> int:
     """Read a count from the environment; a bad value stops gunicorn with an error naming the variable."""
@@ -29,6 +31,16 @@ graceful_timeout = 10
 accesslog = None
 errorlog = "-"
 loglevel = "warning"
+
+# Traces (shared/tracing.py): each worker makes its own tracer provider, and with it the exporter's
+# thread, after the fork; the master makes none, also when an app is preloaded into it.
+tracing.start_in_workers()
+
+
+def post_fork(server: object, worker: object) -> None:
+    """Start this worker's tracing, named for the app it serves (`auth_service:create_app()`)."""
+    app_uri = str(getattr(getattr(server, "app", None), "app_uri", None) or "silent-auth")
+    tracing.start_tracing(app_uri.partition(":")[0])
 
 
 # Prometheus multiprocess mode (shared/metrics.py): every worker writes its samples to files in one

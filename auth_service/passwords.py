@@ -18,12 +18,15 @@ from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
+from opentelemetry import trace
 
 from shared.metrics import password_hash_shed
 
 T = TypeVar("T")
 log = logging.getLogger("auth_service.passwords")
 LOWEST_PRIORITY = 19  # nice value of the threads that hash
+# A login's trace shows the hash as its own span: argon2 is most of a login's time, by design.
+tracer = trace.get_tracer(__name__)
 
 
 class PasswordHashingBusy(Exception):
@@ -144,7 +147,8 @@ class Passwords:
             return self._executor.submit(work).result()
 
     def hash(self, password: str) -> str:
-        return self._hash_in_slot("hash", lambda: self._hasher.hash(password))
+        with tracer.start_as_current_span("password.hash"):
+            return self._hash_in_slot("hash", lambda: self._hasher.hash(password))
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         def check() -> bool:
@@ -153,7 +157,9 @@ class Passwords:
             except (VerificationError, InvalidHashError):
                 return False
 
-        return self._hash_in_slot("verify", check)
+        # In the request's thread, so the span sits under the request's (the hashing thread has no context).
+        with tracer.start_as_current_span("password.verify"):
+            return self._hash_in_slot("verify", check)
 
     def needs_rehash(self, password_hash: str) -> bool:
         return self._hasher.check_needs_rehash(password_hash)

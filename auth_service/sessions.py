@@ -155,7 +155,8 @@ if generation == current then
   save(KEYS[1], doc)
   return {'rotated', doc.u, doc.e, doc.n, current + 1}
 end
-if generation == current - 1 and now - s[F.rotated_at] <= tonumber(grace_ms) then
+-- Strictly inside the window: with no grace (0) a replaced token is reuse even in the same millisecond.
+if generation == current - 1 and now - s[F.rotated_at] < tonumber(grace_ms) then
   -- A write, so that WAIT on this connection also covers the rotation another request made.
   s[F.last_used_at] = now
   save(KEYS[1], doc)

@@ -354,7 +354,11 @@ def main() -> None:
     for name, (package, config) in SERVICES.items():
         # Only what this service's config reads: profile and board never see auth's key, database or Redis.
         readable = config_variables(config) | set(GUNICORN_VARIABLES)
-        environment = {**basics, **{key: value for key, value in settings.items() if key in readable}}
+        # And OpenTelemetry's own settings (OTEL_*: exporter, sampler, service name; shared/tracing.py).
+        environment = {
+            **basics,
+            **{key: value for key, value in settings.items() if key in readable or key.startswith("OTEL_")},
+        }
         # Auth writes the feed with its own REDIS_URL; the resource services read it as the feed user.
         environment.pop("REVOCATION_FEED_URL", None)
         if name != "auth" and feed_url:

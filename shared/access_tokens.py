@@ -16,7 +16,6 @@ import logging
 import re
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, overload
 
 import jwt
+import requests
 from flask import g, request
 
 from shared.config import ServiceConfig
@@ -161,9 +161,16 @@ class JwksKeys:
     def _fetch_url(self) -> dict[str, Any] | None:
         if not self.url:
             return None
-        with urllib.request.urlopen(self.url, timeout=self.fetch_timeout) as response:  # noqa: S310
-            document: dict[str, Any] = json.loads(response.read(1024 * 1024))
-            return document
+        # With requests, whose calls shared/tracing.py traces; its errors are OSErrors.
+        body = b""
+        with requests.get(self.url, timeout=self.fetch_timeout, stream=True) as response:
+            response.raise_for_status()
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > 1024 * 1024:
+                    raise ValueError("the JWKS document is over 1 MiB")
+        document: dict[str, Any] = json.loads(body)
+        return document
 
     @staticmethod
     def parse(jwks: dict[str, Any]) -> dict[str, tuple[str, Any]]:

@@ -16,6 +16,7 @@ from shared.problems import ErrorTable, Problem, register_error_handlers
 from shared.request_log import configure_logging, install_request_log
 from shared.revocations import RevocationFeed
 from shared.service_context import DatabaseServiceContext, ServiceContext
+from shared.tracing import instrument_service
 from shared.trusted_proxies import TrustedProxyFix
 
 # A readiness check returns None when its dependency is usable, else a short reason.
@@ -45,6 +46,9 @@ def create_service_app(
     # werkzeug would answer `//` in a path with a redirect built from the client's Host header.
     app.url_map.merge_slashes = False
     context.attach(app)
+    # First, so that its span is current in every hook after it; inside the proxy fix below, so it sees
+    # the client's address.
+    instrument_service(app, service, engine=context.engine if isinstance(context, DatabaseServiceContext) else None)
     if config.trusted_proxy_hops:
         app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, hops=config.trusted_proxy_hops, networks=config.trusted_proxies

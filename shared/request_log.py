@@ -1,4 +1,4 @@
-"""Request ids (X-Request-ID in and out) and one JSON log line per request."""
+"""Request ids (X-Request-ID in and out), trace ids, and one JSON log line per request."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import time
 import uuid
 
 from flask import Flask, Response, g, has_request_context, request
+
+from shared.tracing import current_trace_ids
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is reused only when it is short and plain, so it cannot forge log lines.
@@ -35,6 +37,9 @@ class JsonFormatter(logging.Formatter):
         }
         if has_request_context():
             entry["request_id"] = g.get("request_id")
+            # The request's span, so that a log line leads to its trace (none when tracing is off).
+            if ids := current_trace_ids():
+                entry["trace_id"], entry["span_id"] = ids
         fields = getattr(record, "fields", None)
         if fields:
             entry.update(fields)

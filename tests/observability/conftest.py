@@ -17,6 +17,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         JWT_LEEWAY="0",
         LOGIN_MAX_FAILURES="3",
         JWKS_REFRESH_INTERVAL="0.5",
+        # Sync workers: each request is a new connection from the gateway, which either worker may
+        # accept (gthread keeps nginx's connections alive, often all on one worker).
+        GUNICORN_THREADS="1",
     ).start()
     yield running
     running.stop()

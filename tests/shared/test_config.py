@@ -162,8 +162,18 @@ def test_make_run_refuses_a_bad_replica_count_naming_the_variable(tmp_path: Path
 def test_make_run_refuses_replicas_on_a_port_another_process_has():
     from scripts.run_stack import service_ports
 
-    ports = {"GATEWAY": "8080", "AUTH": "8001", "PROFILE": "8101", "BOARD": "8003", "REDIS": "6390"}
+    ports = {
+        "GATEWAY": "8080",
+        "AUTH": "8001",
+        "PROFILE": "8101",
+        "BOARD": "8003",
+        "REDIS": "6390",
+        "GATEWAY_STATUS": "8079",
+        "GATEWAY_METRICS": "9113",
+    }
     assert service_ports(ports, {"auth": 1, "profile": 1, "board": 1})["profile"] == 8101
+    with pytest.raises(SystemExit, match=r"port 8003 is both BOARD_PORT \(board\) and GATEWAY_METRICS_PORT"):
+        service_ports({**ports, "GATEWAY_METRICS": "8003"}, {"auth": 1, "profile": 1, "board": 1})
     with pytest.raises(SystemExit, match=r"port 8101 is both AUTH_PORT \+ 100 \(AUTH_REPLICAS\) \(auth-2\)"):
         service_ports(ports, {"auth": 2, "profile": 1, "board": 1})
     with pytest.raises(SystemExit, match="PROFILE_PORT"):
