@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON := $(PY)
 
-.PHONY: install keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench bench-jwt bench-verify bench-revocation bench-topologies bench-memory bench-flood lock clean mutate
+.PHONY: install keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench profile-refresh bench-jwt bench-verify bench-revocation bench-topologies bench-memory bench-flood lock clean mutate
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
 $(VENV)/.installed: requirements-dev.lock
@@ -51,6 +51,10 @@ bench: install                         ## the HTTP hot paths under wrk, with rat
 	@command -v wrk >/dev/null || (. scripts/lib.sh && apt_install wrk)
 	@command -v nginx >/dev/null || (. scripts/lib.sh && apt_install nginx-light)
 	$(PY) bench/http_bench.py
+
+profile-refresh: install               ## py-spy of auth's refresh under wrk load: var/profile/refresh.svg and .md (top frames)
+	@command -v wrk >/dev/null || (. scripts/lib.sh && apt_install wrk)
+	$(PY) bench/profile_refresh.py
 
 bench-jwt: install                     ## sign/verify cost of the candidate JWT algorithms
 	$(PY) bench/jwt_algorithms.py

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, make_response, request
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.http import dump_cookie
 
 from auth_service import events
@@ -102,7 +102,8 @@ def _token_response(signed_in: SignedIn, status: int = 200) -> Response:
         expires_in=_config().access_token_ttl,
         user=UserPublic(id=signed_in.user.id, email=signed_in.user.email, name=signed_in.user.name),
     )
-    response = make_response(jsonify(body.model_dump(mode="json")), status)
+    # pydantic writes the JSON itself (compact), without a dict and Flask's encoder in between.
+    response = Response(body.model_dump_json(), status, mimetype="application/json")
     _set_private_cookie(response, REFRESH_COOKIE, signed_in.refresh_token, _config().refresh_token_ttl, COOKIE_PATH)
     if signed_in.device_cookie:
         _set_private_cookie(
@@ -112,8 +113,16 @@ def _token_response(signed_in: SignedIn, status: int = 200) -> Response:
 
 
 def _set_private_cookie(response: Response, name: str, value: str, max_age: int, path: str) -> None:
-    """Set a cookie page scripts cannot read, sent over HTTPS only, and never on cross-site requests."""
-    response.set_cookie(name, value, max_age=max_age, path=path, secure=True, httponly=True, samesite="Strict")
+    """Set a cookie page scripts cannot read, sent over HTTPS only, and never on cross-site requests.
+
+    Max-Age only, as docs/API.md says: no Expires date formatted per response (every browser that
+    honours SameSite honours Max-Age)."""
+    response.headers.add(
+        "Set-Cookie",
+        dump_cookie(
+            name, value, max_age=max_age, path=path, secure=True, httponly=True, samesite="Strict", sync_expires=False
+        ),
+    )
 
 
 def _clear_cookie(response: Response) -> Response:

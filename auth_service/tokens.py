@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from jwt.utils import base64url_encode
 
 from auth_service.keys import load_private_key, public_jwk, read_jwks, signing_algorithm
 from shared.access_tokens import ACCESS_TOKEN_TYPE
@@ -29,6 +31,11 @@ class TokenIssuer:
         # Publish the current key first, then retired keys whose tokens may still be valid.
         others = [k for k in read_jwks(jwks_path)["keys"] if k.get("kid") != self.kid] if jwks_path else []
         self.jwks: dict[str, Any] = {"keys": [current, *others]}
+        # The JWS header is the same for every token of a key: encoded once, as PyJWT would (sorted,
+        # compact), not per token; the signature is PyJWT's own algorithm (ES256: raw r || s).
+        header = {"alg": self.algorithm, "kid": self.kid, "typ": ACCESS_TOKEN_TYPE}
+        self._header_segment = base64url_encode(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
+        self._signer = jwt.PyJWS().get_algorithm_by_name(self.algorithm)
 
     def derive_secret(self, purpose: str) -> bytes:
         """A 256-bit secret for `purpose`, derived from the signing key, so that every replica that
@@ -50,6 +57,8 @@ class TokenIssuer:
             "sid": session_id,
             "name": name,
         }
-        return jwt.encode(
-            claims, self._private_key, algorithm=self.algorithm, headers={"typ": ACCESS_TOKEN_TYPE, "kid": self.kid}
+        signing_input = (
+            self._header_segment + b"." + base64url_encode(json.dumps(claims, separators=(",", ":")).encode())
         )
+        signature = self._signer.sign(signing_input, self._private_key)
+        return (signing_input + b"." + base64url_encode(signature)).decode()

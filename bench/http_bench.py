@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from auth_service.keys import init_keys  # noqa: E402
 from bench.peers.simplejwt import peer_env as simplejwt_env  # noqa: E402
+from bench.progress import Table, emit, progress  # noqa: E402
 from tests.support.backends import POSTGRES_ADMIN_URL, RedisServer, postgres_database  # noqa: E402
 from tests.support.processes import ServiceProcess  # noqa: E402
 from tests.support.stack import GatewayProcess  # noqa: E402
@@ -55,11 +56,6 @@ class Measurement:
 def _ms(value: str) -> float:
     number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def progress(message: str) -> None:
-    """What the bench is doing, on stderr, so a long row is not silent (the table goes to stdout)."""
-    print(message, file=sys.stderr, flush=True)
 
 
 def _median(runs: list[Measurement]) -> Measurement:
@@ -120,6 +116,9 @@ class Bench:
             "BOARD_DATABASE_URL": f"sqlite:///{workdir}/board.db",
         }
         self.processes: list = []
+        # The sync services several rows share, started by the first row that needs each (see `shared`).
+        self.shared: dict[str, ServiceProcess] = {}
+        self.memo: dict[str, object] = {}
 
     def start(self, package: str, *, worker_class: str = "sync", **env: str) -> ServiceProcess:
         threads = 4 if worker_class == "gthread" else 1
@@ -129,9 +128,31 @@ class Bench:
         self.processes.append(process)
         return process
 
+    def service(self, package: str) -> ServiceProcess:
+        """The shared sync instance of `package` (2 workers), started on first use."""
+        if package not in self.shared:
+            progress(f"   starting {package} (gunicorn sync, 2 workers)")
+            self.shared[package] = self.start(package)
+        return self.shared[package]
+
+    def login(self) -> tuple[dict[str, str], str]:
+        """A Bearer header of one bench user, and its id (one login per bench run)."""
+        if "login" not in self.memo:
+            login = _login(self.service("auth_service").url, f"bench-{uuid.uuid4().hex[:6]}@example.com")
+            self.memo["login"] = (
+                {"Authorization": f"Bearer {login.json()['access_token']}"},
+                login.json()["user"]["id"],
+            )
+        return self.memo["login"]  # type: ignore[return-value]
+
     def stop(self, process) -> None:
         process.stop()
         self.processes.remove(process)
+        self.shared = {name: p for name, p in self.shared.items() if p is not process}
+
+    def stop_all(self) -> None:
+        for process in list(self.processes):
+            self.stop(process)
 
     def close(self) -> None:
         for process in list(self.processes):
@@ -207,10 +228,196 @@ def _figures(measured: Measurement) -> str:
     return f"{measured.rps:,.0f} req/s (p50 {measured.p50_ms:.1f} ms, p99 {measured.p99_ms:.1f} ms)"
 
 
+def _figures(measured: Measurement) -> str:
+    return f"{measured.rps:,.0f} req/s (p50 {measured.p50_ms:.1f} ms, p99 {measured.p99_ms:.1f} ms)"
+
+
+# One line of the table: measurement, result, ratio, target.
+Line = tuple[str, str, str, str]
+
+
+def line(
+    what: str,
+    ours: Measurement,
+    other: Measurement | None = None,
+    target: str = "",
+    *,
+    other_latency: bool = False,
+    ratio_value: float | None = None,
+) -> Line:
+    """`ratio_value` replaces ours/other's throughput ratio, e.g. by the median of paired runs' ratios."""
+    if ratio_value is None and other:
+        ratio_value = ours.rps / other.rps
+    ratio = f"{ratio_value:.2f}×" if ratio_value is not None else ""
+    detail = _figures(ours)
+    if other:
+        detail += f" vs {_figures(other) if other_latency else f'{other.rps:,.0f} req/s'}"
+    if ours.non_2xx or (other and other.non_2xx):
+        detail += f" ⚠ non-2xx: {ours.non_2xx}/{other.non_2xx if other else 0}"
+    return (what, detail, ratio, target)
+
+
+def _profile_me(bench: Bench) -> Measurement:
+    """`GET /api/profiles/me` direct, measured once per bench run (rows 1 and 2 compare with it)."""
+    if "authed" not in bench.memo:
+        bearer, _ = bench.login()
+        profile = bench.service("profile_service")
+        requests.get(f"{profile.url}/api/profiles/me", headers=bearer).raise_for_status()
+        progress(f"   `GET /api/profiles/me` direct, {RUNS} × {SECONDS} s")
+        bench.memo["authed"] = wrk(f"{profile.url}/api/profiles/me", headers=bearer)
+    return bench.memo["authed"]  # type: ignore[return-value]
+
+
+def row_verification(bench: Bench) -> list[Line]:
+    """1. verification overhead on the profile service."""
+    bearer, user_id = bench.login()
+    profile = bench.service("profile_service")
+    progress(f"1. verification: public profile, {RUNS} × {SECONDS} s")
+    public = wrk(f"{profile.url}/api/profiles/{user_id}")
+    authed = _profile_me(bench)
+    lines = [
+        line(
+            "1. `GET /api/profiles/me` (Bearer) vs `GET /api/profiles/{id}` (public), direct", authed, public, "≥ 0.95×"
+        )
+    ]
+    progress("1. verification: the same with the verified-token cache off")
+    uncached = bench.start("profile_service", VERIFIED_TOKEN_CACHE_SIZE="0")
+    lines.append(
+        line(
+            "   same, verified-token cache off (a signature check on every call)",
+            wrk(f"{uncached.url}/api/profiles/me", headers=bearer),
+            public,
+        )
+    )
+    bench.stop(uncached)
+    return lines
+
+
+def row_gateway(bench: Bench) -> list[Line]:
+    """2. gateway overhead."""
+    bearer, _ = bench.login()
+    auth, profile = bench.service("auth_service"), bench.service("profile_service")
+    board = bench.service("board_service")
+    authed = _profile_me(bench)
+    gateway = GatewayProcess(bench.dir, {"auth": auth.port, "profile": profile.port, "board": board.port}).start()
+    bench.processes.append(gateway)
+    progress(f"2. gateway: through nginx, {RUNS} × {SECONDS} s")
+    through = wrk(f"{gateway.url}/api/profiles/me", headers=bearer)
+    bench.stop(gateway)
+    return [line("2. `GET /api/profiles/me` through nginx vs direct", through, authed, "≥ 0.90×")]
+
+
+def row_refresh(bench: Bench) -> list[Line]:
+    """3. refresh with rotation, one session per client, vs auth's plain JSON endpoint. The runs come in
+    pairs (healthz, then refresh), so a change in the shared machine's load falls on both sides."""
+    auth = bench.service("auth_service")
+    plain_runs: list[Measurement] = []
+    refresh_runs: list[Measurement] = []
+    for run in range(1, RUNS + 1):
+        progress(f"3. refresh: run {run}/{RUNS}: `GET /healthz`, {SECONDS} s")
+        plain_runs.append(wrk(f"{auth.url}/healthz", threads=CONNECTIONS, connections=CONNECTIONS, runs=1))
+        progress(f"3. refresh: run {run}/{RUNS}: `POST /api/auth/refresh`, {CONNECTIONS} new sessions, {SECONDS} s")
+        refresh_runs.append(
+            wrk(
+                f"{auth.url}/api/auth/refresh",
+                threads=CONNECTIONS,
+                connections=CONNECTIONS,
+                script="refresh.lua",
+                env=lambda: _fresh_sessions(auth.url),
+                runs=1,
+            )
+        )
+        progress(
+            f"3. refresh: run {run}/{RUNS}: {refresh_runs[-1].rps / plain_runs[-1].rps:.2f}× "
+            f"({refresh_runs[-1].rps:,.0f} vs {plain_runs[-1].rps:,.0f} req/s)"
+        )
+    # The ratio is the median of the pairs' ratios: a pair shares the machine's load of its moment.
+    return [
+        line(
+            f"3. `POST /api/auth/refresh` (rotation) vs `GET /healthz` on auth, {CONNECTIONS} clients "
+            f"(ratio: median of {RUNS} alternating pair{'s' if RUNS != 1 else ''})",
+            _median(refresh_runs),
+            _median(plain_runs),
+            "≥ 0.55×",
+            ratio_value=statistics.median(r.rps / p.rps for r, p in zip(refresh_runs, plain_runs, strict=True)),
+        )
+    ]
+
+
+def row_login(bench: Bench) -> list[Line]:
+    """4. login latency at the production argon2id parameters, two at a time (2 cores)."""
+    auth = bench.service("auth_service")
+    email = f"login-{uuid.uuid4().hex[:6]}@example.com"
+    _login(auth.url, email)
+    progress(f"4. login: 2 clients, {RUNS} × {SECONDS} s")
+    logins = wrk(
+        f"{auth.url}/api/auth/login",
+        threads=2,
+        connections=2,
+        script="post_json.lua",
+        env=lambda: {"BODY": json.dumps({"email": email, "password": PASSWORD})},
+    )
+    return [
+        line(
+            "4. `POST /api/auth/login`, argon2id t=3 m=64 MiB p=4, 2 clients",
+            logins,
+            None,
+            f"p50 {logins.p50_ms:.0f} ms, p99 {logins.p99_ms:.0f} ms",
+        )
+    ]
+
+
+def row_peer(bench: Bench) -> list[Line]:
+    """5. the peer: the same route behind our verifier and behind Flask-JWT-Extended."""
+    bearer, _ = bench.login()
+    peer_app = bench.start("bench.peers.whoami")
+    progress(f"5. who-am-I: ours, {RUNS} × {SECONDS} s")
+    ours = wrk(f"{peer_app.url}/ours", headers=bearer)
+    progress(f"5. who-am-I: Flask-JWT-Extended, {RUNS} × {SECONDS} s")
+    peer = wrk(f"{peer_app.url}/peer", headers=bearer)
+    bench.stop(peer_app)
+    return [line("5. who-am-I behind `shared` verifier vs Flask-JWT-Extended `@jwt_required()`", ours, peer, "≥ 1.3×")]
+
+
+def row_worker_models(bench: Bench) -> list[Line]:
+    """6. gunicorn worker models, 2 workers each (gthread: 4 threads per worker), through the gateway as
+    production traffic arrives; login mixed in for auth, where argon2 blocks."""
+    bearer, _ = bench.login()
+    bench.stop_all()  # the shared services leave the cores to the one under test
+    workloads = {
+        "auth_service": ("/api/auth/jwks.json", {}),
+        "profile_service": ("/api/profiles/me", bearer),
+        "board_service": ("/api/boards?limit=20", {}),
+    }
+    lines: list[Line] = []
+    for package, (path, headers) in workloads.items():
+        results = {}
+        for model in ("sync", "gthread", "gevent"):
+            progress(f"6. worker models: {package} {model}, {RUNS} × {SECONDS} s")
+            process = bench.start(package, worker_class=model)
+            gateway = GatewayProcess(
+                bench.dir / model, dict.fromkeys(("auth", "profile", "board"), process.port)
+            ).start()
+            results[model] = wrk(f"{gateway.url}{path}", headers=headers)
+            gateway.stop()
+            bench.stop(process)
+        best = max(results, key=lambda m: results[m].rps)
+        lines.append(
+            (
+                f"6. {package} `GET {path}` through nginx, by worker model",
+                ", ".join(f"{m} {r.rps:,.0f} (p99 {r.p99_ms:.0f} ms)" for m, r in results.items()),
+                f"best: {best}",
+                "",
+            )
+        )
+    return lines
+
+
 def refresh_vs_simplejwt(bench: Bench) -> tuple[Measurement, Measurement]:
     """Refresh with rotation, ours vs SimpleJWT's with its PostgreSQL blacklist, one rotating token per
     client, both under gunicorn gthread 2 workers × 4 threads (`make run`'s model). The runs alternate,
     so a change in the shared machine's load falls on both sides."""
+    bench.stop_all()  # the shared sync services leave the cores to these two
     progress("7. refresh vs SimpleJWT: starting auth and the SimpleJWT peer (gthread 2×4, PostgreSQL)")
     auth = bench.start("auth_service", worker_class="gthread")
     ours_runs: list[Measurement] = []
@@ -250,153 +457,65 @@ def refresh_vs_simplejwt(bench: Bench) -> tuple[Measurement, Measurement]:
     return _median(ours_runs), _median(theirs_runs)
 
 
+def row_simplejwt(bench: Bench) -> list[Line]:
+    """7. refresh with rotation vs SimpleJWT's, both served as `make run` serves auth."""
+    ours, theirs = refresh_vs_simplejwt(bench)
+    return [
+        line(
+            "7. refresh with rotation vs SimpleJWT (`ROTATE_REFRESH_TOKENS` + `BLACKLIST_AFTER_ROTATION`, "
+            f"PostgreSQL blacklist), gthread 2×4, {CONNECTIONS} clients",
+            ours,
+            theirs,
+            "≥ 5×; ours also detects reuse and tolerates races, theirs does neither",
+            other_latency=True,
+        )
+    ]
+
+
+def row_login_flood(_bench: Bench) -> list[Line]:
+    """8. refresh p50/p99 alone and under a login flood; bench/login_flood.py starts its own auth
+    (`make run`'s gthread 2×4 and production argon2id), so `make bench-flood` runs it alone too."""
+    from bench.login_flood import rows
+
+    return rows()
+
+
+# The rows by number, in the order they run: each is one function of the Bench that returns its lines.
+ROWS: dict[str, Callable[[Bench], list[Line]]] = {
+    "1": row_verification,
+    "2": row_gateway,
+    "3": row_refresh,
+    "4": row_login,
+    "5": row_peer,
+    "6": row_worker_models,
+    "7": row_simplejwt,
+    "8": row_login_flood,
+}
+
+
+def selected_rows(rows: dict[str, Callable[[Bench], list[Line]]]) -> list[str]:
+    """BENCH_ROWS (a comma list of row numbers, e.g. `3` or `1,3`) picks rows; unset or empty: all."""
+    wanted = [item.strip() for item in os.environ.get("BENCH_ROWS", "").split(",") if item.strip()]
+    unknown = [item for item in wanted if item not in rows]
+    if unknown:
+        raise SystemExit(f"BENCH_ROWS: no row {', '.join(unknown)} (rows: {', '.join(rows)})")
+    return [key for key in rows if not wanted or key in wanted]
+
+
 def main() -> None:
-    rows: list[tuple[str, str, str, str]] = []
-
-    def row(
-        what: str, ours: Measurement, other: Measurement | None = None, target: str = "", *, other_latency: bool = False
-    ) -> None:
-        ratio = f"{ours.rps / other.rps:.2f}×" if other else ""
-        detail = _figures(ours)
-        if other:
-            detail += f" vs {_figures(other) if other_latency else f'{other.rps:,.0f} req/s'}"
-        if ours.non_2xx or (other and other.non_2xx):
-            detail += f" ⚠ non-2xx: {ours.non_2xx}/{other.non_2xx if other else 0}"
-        rows.append((what, detail, ratio, target))
-
+    chosen = selected_rows(ROWS)
+    emit(versions())
+    emit()
+    table = Table(("measurement", "result", "ratio", "target"), align=("---", "---", "---:", "---"))
+    table.header()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         bench = Bench(Path(tmp))
         try:
-            auth = bench.start("auth_service")
-            login = _login(auth.url, f"bench-{uuid.uuid4().hex[:6]}@example.com")
-            bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
-            user_id = login.json()["user"]["id"]
-
-            # 1. verification overhead on the profile service.
-            profile = bench.start("profile_service")
-            requests.get(f"{profile.url}/api/profiles/me", headers=bearer).raise_for_status()
-            public = wrk(f"{profile.url}/api/profiles/{user_id}")
-            authed = wrk(f"{profile.url}/api/profiles/me", headers=bearer)
-            row(
-                "1. `GET /api/profiles/me` (Bearer) vs `GET /api/profiles/{id}` (public), direct",
-                authed,
-                public,
-                "≥ 0.95×",
-            )
-            uncached = bench.start("profile_service", VERIFIED_TOKEN_CACHE_SIZE="0")
-            row(
-                "   same, verified-token cache off (a signature check on every call)",
-                wrk(f"{uncached.url}/api/profiles/me", headers=bearer),
-                public,
-            )
-            bench.stop(uncached)
-
-            # 2. gateway overhead.
-            board = bench.start("board_service")
-            gateway = GatewayProcess(
-                bench.dir, {"auth": auth.port, "profile": profile.port, "board": board.port}
-            ).start()
-            bench.processes.append(gateway)
-            row(
-                "2. `GET /api/profiles/me` through nginx vs direct",
-                wrk(f"{gateway.url}/api/profiles/me", headers=bearer),
-                authed,
-                "≥ 0.90×",
-            )
-
-            # 3. refresh with rotation, one session per client, vs auth's plain JSON endpoint.
-            plain = wrk(f"{auth.url}/healthz", threads=CONNECTIONS, connections=CONNECTIONS)
-            refresh = wrk(
-                f"{auth.url}/api/auth/refresh",
-                threads=CONNECTIONS,
-                connections=CONNECTIONS,
-                script="refresh.lua",
-                env=lambda: _fresh_sessions(auth.url),
-            )
-            row(
-                f"3. `POST /api/auth/refresh` (rotation) vs `GET /healthz` on auth, {CONNECTIONS} clients",
-                refresh,
-                plain,
-                "≥ 0.5×",
-            )
-
-            # 4. login latency at the production argon2id parameters, two at a time (2 cores).
-            email = f"login-{uuid.uuid4().hex[:6]}@example.com"
-            _login(auth.url, email)
-            logins = wrk(
-                f"{auth.url}/api/auth/login",
-                threads=2,
-                connections=2,
-                script="post_json.lua",
-                env=lambda: {"BODY": json.dumps({"email": email, "password": PASSWORD})},
-            )
-            row(
-                "4. `POST /api/auth/login`, argon2id t=3 m=64 MiB p=4, 2 clients",
-                logins,
-                None,
-                f"p50 {logins.p50_ms:.0f} ms, p99 {logins.p99_ms:.0f} ms",
-            )
-
-            # 5. the peer: the same route behind our verifier and behind Flask-JWT-Extended.
-            peer_app = bench.start("bench.peers.whoami")
-            ours = wrk(f"{peer_app.url}/ours", headers=bearer)
-            peer = wrk(f"{peer_app.url}/peer", headers=bearer)
-            row("5. who-am-I behind `shared` verifier vs Flask-JWT-Extended `@jwt_required()`", ours, peer, "≥ 1.3×")
-            bench.stop(peer_app)
-            for process in list(bench.processes):
-                bench.stop(process)
-
-            # 6. gunicorn worker models, 2 workers each (gthread: 4 threads per worker), through the
-            #    gateway as production traffic arrives; login mixed in for auth, where argon2 blocks.
-            workloads = {
-                "auth_service": ("/api/auth/jwks.json", {}),
-                "profile_service": ("/api/profiles/me", bearer),
-                "board_service": ("/api/boards?limit=20", {}),
-            }
-            for package, (path, headers) in workloads.items():
-                results = {}
-                for model in ("sync", "gthread", "gevent"):
-                    process = bench.start(package, worker_class=model)
-                    gateway = GatewayProcess(
-                        bench.dir / model, dict.fromkeys(("auth", "profile", "board"), process.port)
-                    ).start()
-                    results[model] = wrk(f"{gateway.url}{path}", headers=headers)
-                    gateway.stop()
-                    bench.stop(process)
-                best = max(results, key=lambda m: results[m].rps)
-                rows.append(
-                    (
-                        f"6. {package} `GET {path}` through nginx, by worker model",
-                        ", ".join(f"{m} {r.rps:,.0f} (p99 {r.p99_ms:.0f} ms)" for m, r in results.items()),
-                        f"best: {best}",
-                        "",
-                    )
-                )
-
-            # 7. refresh with rotation vs SimpleJWT's, both served as `make run` serves auth.
-            ours, theirs = refresh_vs_simplejwt(bench)
-            row(
-                "7. refresh with rotation vs SimpleJWT (`ROTATE_REFRESH_TOKENS` + `BLACKLIST_AFTER_ROTATION`, "
-                f"PostgreSQL blacklist), gthread 2×4, {CONNECTIONS} clients",
-                ours,
-                theirs,
-                "≥ 5×; ours also detects reuse and tolerates races, theirs does neither",
-                other_latency=True,
-            )
+            for number in chosen:
+                for cells in ROWS[number](bench):
+                    table.row(cells)
         finally:
             bench.close()
-
-    print(versions())
-    print()
-    print("| measurement | result | ratio | target |")
-    print("|---|---|---:|---|")
-    for what, detail, ratio, target in rows:
-        print(f"| {what} | {detail} | {ratio} | {target} |")
-    sys.stdout.flush()
-
-    from bench.login_flood import main as login_flood  # row 8 lives in its own module (`make bench-flood`)
-
-    login_flood(header=False)  # continues the table
 
 
 if __name__ == "__main__":

@@ -6,11 +6,17 @@ Run: make bench-jwt   (prints a Markdown table; median of several rounds)
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.progress import Table, progress
 
 ROUNDS = 7
 OPERATIONS = 2000
@@ -46,9 +52,11 @@ def main() -> None:
         "iat": now,
         "exp": now + timedelta(hours=1),
     }
-    print("| alg | sign µs | verify µs | verify share of 1 sign + 100 verifies |")
-    print("|---|---:|---:|---:|")
+    table = Table(
+        ("alg", "sign µs", "verify µs", "verify share of 1 sign + 100 verifies"), align=("---", "---:", "---:", "---:")
+    )
     for alg, key in _keys().items():
+        progress(f"{alg}: {ROUNDS} rounds of {OPERATIONS} signs, then of {OPERATIONS} verifies")
         public = key.public_key()
         token = jwt.encode(claims, key, algorithm=alg, headers={"typ": "at+jwt", "kid": "k"})
         sign = _per_op_us(lambda key=key, alg=alg: jwt.encode(claims, key, algorithm=alg))
@@ -58,7 +66,7 @@ def main() -> None:
             )
         )
         total = sign + 100 * verify
-        print(f"| {alg} | {sign:,.0f} | {verify:,.0f} | {100 * verify / total:.0f}% of {total:,.0f} µs |")
+        table.row((alg, f"{sign:,.0f}", f"{verify:,.0f}", f"{100 * verify / total:.0f}% of {total:,.0f} µs"))
 
 
 if __name__ == "__main__":

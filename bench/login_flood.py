@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from auth_service.keys import init_keys  # noqa: E402
+from bench.progress import Table, emit, progress  # noqa: E402
 from tests.support.backends import RedisServer  # noqa: E402
 from tests.support.processes import ServiceProcess  # noqa: E402
 
@@ -64,10 +65,6 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.flooded.p99_ms / self.alone.p99_ms
-
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _ms(value: str) -> float:
@@ -283,16 +280,13 @@ def rows() -> list[tuple[str, str, str, str]]:
     ]
 
 
-def main(header: bool = True) -> None:
-    """Print row 8 as a Markdown table; without `header`, as rows continuing a table printed before."""
-    measured = rows()
-    if header:
-        print(f"BENCH_SECONDS={SECONDS}, BENCH_RUNS={RUNS}; {os.cpu_count()} cores; medians of the runs.")
-        print()
-        print("| measurement | result | ratio | target |")
-        print("|---|---|---:|---|")
-    for what, detail, ratio, target in measured:
-        print(f"| {what} | {detail} | {ratio} | {target} |")
+def main() -> None:
+    """`make bench-flood`: row 8 alone, as a Markdown table (`make bench` runs it as its row 8)."""
+    emit(f"BENCH_SECONDS={SECONDS}, BENCH_RUNS={RUNS}; {os.cpu_count()} cores; medians of the runs.")
+    emit()
+    table = Table(("measurement", "result", "ratio", "target"), align=("---", "---", "---:", "---"))
+    for cells in rows():
+        table.row(cells)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.http_bench import CONNECTIONS, Bench, Measurement, _login, versions, wrk  # noqa: E402
+from bench.http_bench import CONNECTIONS, RUNS, SECONDS, Bench, Measurement, _login, versions, wrk  # noqa: E402
+from bench.progress import Table, emit, progress  # noqa: E402
 from tests.support.backends import RedisClusterServers, RedisSentinelServers  # noqa: E402
 
 GOAL_RATIO = 0.8  # a replica-confirmed refresh keeps at least this share of standalone throughput
@@ -68,20 +69,25 @@ def refresh_throughput(bench: Bench, redis_url: str, settings: dict[str, str]) -
 
 
 def main() -> None:
-    rows = []
+    emit(versions())
+    emit()
+    table = Table(
+        ("topology", "refresh", "vs standalone", "goal"),
+        title=f"`POST /api/auth/refresh` (rotation), {CONNECTIONS} clients, by Redis topology",
+    )
     with tempfile.TemporaryDirectory(prefix="bench-topologies-") as tmp:
         bench = Bench(Path(tmp))
         try:
             with topologies(Path(tmp), bench.redis.url) as cases:
                 baseline: Measurement | None = None
                 for number, (name, url, settings) in enumerate(cases, 1):
-                    print(f"[{number}/{len(cases)}] {name} ...", file=sys.stderr, flush=True)
+                    progress(f"[{number}/{len(cases)}] {name}: {RUNS} × {SECONDS} s ...")
                     measured = refresh_throughput(bench, url, settings)
                     baseline = baseline or measured
                     ratio = measured.rps / baseline.rps
                     goal = "1.00× (baseline)" if measured is baseline else f"≥ {GOAL_RATIO:.2f}×"
                     failures = f" ⚠ non-2xx: {measured.non_2xx}" if measured.non_2xx else ""
-                    rows.append(
+                    table.row(
                         (
                             name,
                             f"{measured.rps:,.0f} req/s (p50 {measured.p50_ms:.1f} ms, p99 {measured.p99_ms:.1f} ms)"
@@ -92,11 +98,6 @@ def main() -> None:
                     )
         finally:
             bench.close()
-    print(f"\n`POST /api/auth/refresh` (rotation), {CONNECTIONS} clients, by Redis topology\n")
-    print("| topology | refresh | vs standalone | goal |\n|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
-    print(f"\n{versions()}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.progress import Table, progress  # noqa: E402
 from shared.access_tokens import AccessTokenVerifier, JwksKeys  # noqa: E402
 from shared.revocations import RevocationState  # noqa: E402
 from tests.support.stack import Stack  # noqa: E402
@@ -144,7 +145,7 @@ def measure_propagation(stack: Stack) -> tuple[list[float], int]:
         assert logout.status_code == 204, logout.text
         runs.append(poll_until_refused(stack, token, answered, access_log))
         if number % 20 == 0:
-            print(f"  {number}/{REVOCATIONS} revocations ({time.monotonic() - started:.0f} s)", flush=True)
+            progress(f"  {number}/{REVOCATIONS} revocations ({time.monotonic() - started:.0f} s)")
     time.sleep(0.5)  # the last access lines reach the log
     pids = access_log.update()
     propagation, incomplete = [], 0
@@ -211,35 +212,35 @@ def hot_path_ns(entries: int, rounds: int = 200_000) -> float:
 
 
 def main() -> None:
-    print(f"revocation bench: {REVOCATIONS} logouts, {WORKERS} workers per service", flush=True)
+    progress(f"revocation bench: {REVOCATIONS} logouts, {WORKERS} workers per service")
+    table = Table(("measure", "value", "goal"))
     with tempfile.TemporaryDirectory(prefix="revocation-bench-") as var_dir:
         stack = Stack(Path(var_dir), WEB_CONCURRENCY=str(WORKERS), MAX_SESSIONS_PER_USER="10000").start()
         try:
-            print("  the stack is up; measuring propagation", flush=True)
+            progress("  the stack is up; measuring propagation")
             propagation, incomplete = measure_propagation(stack)
         finally:
             stack.stop()
-    print("  measuring memory and the hot path", flush=True)
-    session_bytes, user_bytes = memory_per_entry("session"), memory_per_entry("user")
-    steady = 10 * (3600 + 5 + 60)  # 10 logouts/s, default window
-    empty_ns, loaded_ns = hot_path_ns(0), hot_path_ns(steady)
-
-    rows = [
+    for row in (
         ("revocations measured (every worker refused)", f"{len(propagation)} of {REVOCATIONS}", ">= 200"),
         ("not seen refused on every worker within 5 s", f"{incomplete}", "0"),
         ("propagation p50 (logout answered → all 4 workers refuse)", f"{statistics.median(propagation):.0f} ms", ""),
         ("propagation p99", f"{percentile(propagation, 0.99):.0f} ms", f"<= {GOAL_P99_MS} ms"),
         ("propagation max", f"{max(propagation):.0f} ms", ""),
+    ):
+        table.row(row)
+    progress("  measuring memory and the hot path")
+    session_bytes, user_bytes = memory_per_entry("session"), memory_per_entry("user")
+    steady = 10 * (3600 + 5 + 60)  # 10 logouts/s, default window
+    for row in (
         ("memory per revoked session tracked", f"{session_bytes:.0f} B", ""),
         ("memory per user cut-off tracked", f"{user_bytes:.0f} B", ""),
         (f"held at 10 logouts/s (N × W = {steady:,} sessions)", f"{steady * session_bytes / 2**20:.1f} MiB", ""),
-        ("cached verify(), nothing revoked", f"{empty_ns / 1000:.2f} µs", ""),
-        (f"cached verify(), {steady:,} sessions revoked", f"{loaded_ns / 1000:.2f} µs", "≈ the line above"),
-    ]
-    width = max(len(row[0]) for row in rows)
-    print(f"\n| {'measure'.ljust(width)} | value | goal |\n|{'-' * (width + 2)}|---|---|")
-    for name, value, goal in rows:
-        print(f"| {name.ljust(width)} | {value} | {goal} |")
+    ):
+        table.row(row)
+    empty_ns, loaded_ns = hot_path_ns(0), hot_path_ns(steady)
+    table.row(("cached verify(), nothing revoked", f"{empty_ns / 1000:.2f} µs", ""))
+    table.row((f"cached verify(), {steady:,} sessions revoked", f"{loaded_ns / 1000:.2f} µs", "≈ the line above"))
 
 
 if __name__ == "__main__":

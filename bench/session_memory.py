@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 import redis  # noqa: E402
 
 from auth_service.sessions import SessionStore, SessionUser  # noqa: E402
+from bench.progress import Table, progress  # noqa: E402
 from tests.support.backends import RedisServer  # noqa: E402
 
 SESSIONS = int(os.environ.get("BENCH_SESSIONS", "400"))
@@ -38,7 +39,15 @@ def used_memory(client: redis.Redis) -> int:
 
 
 def main() -> None:
-    rows: list[tuple[str, float]] = []
+    table = Table(
+        ("sessions", "bytes per session", "goal"),
+        align=("---", "---:", "---"),
+        title=f"Redis memory per live session ({SESSIONS} sessions, one per user, index included)",
+    )
+
+    def row(name: str, value: float) -> None:
+        table.row((name, f"{value:,.0f}", f"≤ {GOAL_BYTES}"))
+
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         server = RedisServer(Path(tmp) / "redis").start()
         try:
@@ -48,29 +57,26 @@ def main() -> None:
             )
             store.create(SessionUser("warm-up", "w@example.com", "W"), USER_AGENT)  # scripts loaded, dicts allocated
             before = used_memory(client)
+            progress(f"creating {SESSIONS} sessions ...")
             tokens = []
             for n in range(SESSIONS):
                 user = SessionUser(uuid.uuid4().hex, f"person{n}@example.com", f"Person {n}")
                 tokens.append(store.create(user, USER_AGENT)[1])
-            rows.append(("created (0 rotations)", (used_memory(client) - before) / SESSIONS))
+            row("created (0 rotations)", (used_memory(client) - before) / SESSIONS)
             rotations = 0
             for target in (10, 336):
-                print(f"rotating every session to {target} ...", file=sys.stderr, flush=True)
+                progress(f"rotating every session to {target} ...")
                 while rotations < target:
                     tokens = [store.rotate(token).refresh_token for token in tokens]
                     rotations += 1
-                rows.append((f"after {target} rotations", (used_memory(client) - before) / SESSIONS))
+                    if rotations % 50 == 0:
+                        progress(f"  {rotations}/{target} rotations")
+                row(f"after {target} rotations", (used_memory(client) - before) / SESSIONS)
             for key in client.scan_iter(match="auth:{*}:s:*"):
                 client.append(key, secrets.token_urlsafe(60))  # 60 bytes as base64: 80 more characters
-            rows.append(
-                ("alternative: + a 60-byte encrypted per-session secret", (used_memory(client) - before) / SESSIONS)
-            )
+            row("alternative: + a 60-byte encrypted per-session secret", (used_memory(client) - before) / SESSIONS)
         finally:
             server.stop()
-    print(f"\nRedis memory per live session ({SESSIONS} sessions, one per user, index included)\n")
-    print("| sessions | bytes per session | goal |\n|---|---:|---|")
-    for name, value in rows:
-        print(f"| {name} | {value:,.0f} | ≤ {GOAL_BYTES} |")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 import jwt
 
 from auth_service.keys import init_keys
+from bench.progress import Table, progress
 from shared.access_tokens import AccessTokenVerifier, JwksKeys
 from tests.support.tokens import AUDIENCE, ISSUER, TokenFactory
 
@@ -57,15 +58,14 @@ def main() -> None:
         for _ in range(TOKENS):
             warm.verify(one_token)
 
-    rows = [
-        (f"PyJWT `jwt.decode`, {factory.algorithm}, key object loaded once", _median_us(pyjwt_decode, TOKENS)),
-        ("our verifier, first sight of a token (signature + claims)", _median_us(verifier_first_sight, TOKENS)),
-        ("our verifier, the same token again (cache hit, `exp` re-checked)", _median_us(verifier_cached, TOKENS)),
-    ]
-    print("| verification | µs per call |")
-    print("|---|---:|")
-    for label, micros in rows:
-        print(f"| {label} | {micros:,.1f} |")
+    table = Table(("verification", "µs per call"), align=("---", "---:"))
+    for label, measure in (
+        (f"PyJWT `jwt.decode`, {factory.algorithm}, key object loaded once", pyjwt_decode),
+        ("our verifier, first sight of a token (signature + claims)", verifier_first_sight),
+        ("our verifier, the same token again (cache hit, `exp` re-checked)", verifier_cached),
+    ):
+        progress(f"{label}: {ROUNDS} rounds of {TOKENS}")
+        table.row((label, f"{_median_us(measure, TOKENS):,.1f}"))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, Literal
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, request
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
@@ -73,7 +73,8 @@ def _to_response(result: Any) -> Any:
         result, status, *rest = result
         headers = rest[0] if rest else None
     if isinstance(result, BaseModel):
-        result = jsonify(result.model_dump(mode="json"))
+        # pydantic writes the JSON itself (compact), without a dict and Flask's encoder in between.
+        result = Response(result.model_dump_json(), mimetype="application/json")
     elif result is None:
         result = Response(status=204)
     if status is not None:

@@ -26,10 +26,21 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+        # The date and time to the second, formatted once a second rather than once a line; one
+        # tuple, replaced whole, so threads of a gthread worker never pair a second with another's text.
+        self._second: tuple[int, str] = (-1, "")
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        second, text = self._second
+        if second != int(record.created):
+            second = int(record.created)
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return f"{text}.{int(record.msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
@@ -76,6 +87,8 @@ def install_request_log(app: Flask) -> None:
     def _finish(response: Response) -> Response:
         request_id = g.get("request_id") or uuid.uuid4().hex
         response.headers[REQUEST_ID_HEADER] = request_id
+        if not access_log.isEnabledFor(logging.INFO):
+            return response  # LOG_LEVEL above info: no line, so nothing to gather for one
         started = g.get("request_started")
         caller = g.get("caller")
         # The path only: never the query string, headers or body, where secrets could travel.

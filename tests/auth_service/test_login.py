@@ -34,6 +34,7 @@ def test_refresh_cookie_has_exactly_the_contract_attributes(auth):
     attributes = {
         part.strip().split("=", 1)[0].lower(): part.strip().partition("=")[2] for part in header.split(";")[1:]
     }
+    assert set(attributes) == {"httponly", "secure", "samesite", "path", "max-age"}  # no Expires (docs/API.md)
     assert attributes["httponly"] == "" and attributes["secure"] == ""
     assert attributes["samesite"] == "Strict"
     assert attributes["path"] == "/api/auth"

@@ -50,6 +50,7 @@ def test_a_login_sets_a_device_cookie_scoped_to_login(client):
     attributes = {
         part.strip().split("=", 1)[0].lower(): part.strip().partition("=")[2] for part in header.split(";")[1:]
     }
+    assert set(attributes) == {"httponly", "secure", "samesite", "path", "max-age"}  # no Expires (docs/API.md)
     assert attributes["httponly"] == "" and attributes["secure"] == ""
     assert attributes["samesite"] == "Strict"
     assert attributes["path"] == "/api/auth/login"

@@ -30,6 +30,8 @@ def test_refresh_rotates_the_token_and_issues_a_new_access_token(auth, client):
     assert second and second != first
     assert second.split(".")[0] == first.split(".")[0]  # same session
     assert _refresh(client, second).status_code == 200
+    [header] = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("refresh_token=")]
+    assert header == f"refresh_token={second}; Max-Age=1209600; Secure; HttpOnly; Path=/api/auth; SameSite=Strict"
 
 
 def test_missing_cookie_is_rejected_and_cleared(client):
