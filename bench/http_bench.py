@@ -228,10 +228,6 @@ def _figures(measured: Measurement) -> str:
     return f"{measured.rps:,.0f} req/s (p50 {measured.p50_ms:.1f} ms, p99 {measured.p99_ms:.1f} ms)"
 
 
-def _figures(measured: Measurement) -> str:
-    return f"{measured.rps:,.0f} req/s (p50 {measured.p50_ms:.1f} ms, p99 {measured.p99_ms:.1f} ms)"
-
-
 # One line of the table: measurement, result, ratio, target.
 Line = tuple[str, str, str, str]
 
@@ -472,6 +468,35 @@ def row_simplejwt(bench: Bench) -> list[Line]:
     ]
 
 
+def row_observability(bench: Bench) -> list[Line]:
+    """9. the hot path with metrics and tracing on (the defaults; no exporter) vs both off: profile
+    twice side by side, runs alternating in pairs."""
+    bearer, _ = bench.login()
+    progress("9. observability: starting profile twice (gunicorn sync, 2 workers): defaults, and all off")
+    observed = bench.start("profile_service")
+    bare = bench.start("profile_service", METRICS_ENABLED="false", OTEL_SDK_DISABLED="true")
+    on_runs: list[Measurement] = []
+    off_runs: list[Measurement] = []
+    for run in range(1, RUNS + 1):
+        progress(f"9. observability: run {run}/{RUNS}: metrics and tracing off, {SECONDS} s")
+        off_runs.append(wrk(f"{bare.url}/api/profiles/me", headers=bearer, runs=1))
+        progress(f"9. observability: run {run}/{RUNS}: metrics and tracing on, {SECONDS} s")
+        on_runs.append(wrk(f"{observed.url}/api/profiles/me", headers=bearer, runs=1))
+        progress(f"9. observability: run {run}/{RUNS}: {on_runs[-1].rps / off_runs[-1].rps:.2f}×")
+    bench.stop(observed)
+    bench.stop(bare)
+    return [
+        line(
+            "9. `GET /api/profiles/me` (Bearer), direct, with metrics and tracing on (exporter off) vs both off "
+            f"(`METRICS_ENABLED=false`, `OTEL_SDK_DISABLED=true`; ratio: median of {RUNS} alternating pairs)",
+            _median(on_runs),
+            _median(off_runs),
+            "≥ 0.95×",
+            ratio_value=statistics.median(o.rps / f.rps for o, f in zip(on_runs, off_runs, strict=True)),
+        )
+    ]
+
+
 def row_login_flood(_bench: Bench) -> list[Line]:
     """8. refresh p50/p99 alone and under a login flood; bench/login_flood.py starts its own auth
     (`make run`'s gthread 2×4 and production argon2id), so `make bench-flood` runs it alone too."""
@@ -490,6 +515,7 @@ ROWS: dict[str, Callable[[Bench], list[Line]]] = {
     "6": row_worker_models,
     "7": row_simplejwt,
     "8": row_login_flood,
+    "9": row_observability,
 }
 
 
