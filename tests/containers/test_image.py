@@ -16,7 +16,9 @@ OWN_LAYERS_BUDGET_MB = 120
 
 
 def _files(image: str) -> list[str]:
-    listed = podman("run", "--rm", "--network", "none", "--user", "0", image, "find", "/", "-xdev", "-not", "-type", "d")
+    listed = podman(
+        "run", "--rm", "--network", "none", "--user", "0", image, "find", "/", "-xdev", "-not", "-type", "d"
+    )
     return listed.stdout.split()
 
 
@@ -46,9 +48,16 @@ def test_the_dependencies_are_exactly_the_locked_ones(image):
         " d.version for d in m.distributions()}))",
     )  # fmt: skip
     installed = json.loads(listed.stdout)
-    version = podman("run", "--rm", "--network", "none", image, "python", "-c", "import platform; print(platform.python_version())")
-    environment = {"python_full_version": version.stdout.strip(), "python_version": version.stdout.strip()[:4],
-                   "sys_platform": "linux", "implementation_name": "cpython", "platform_python_implementation": "CPython"}  # fmt: skip
+    version = podman(
+        "run", "--rm", "--network", "none", image, "python", "-c", "import platform; print(platform.python_version())"
+    )
+    environment = {
+        "python_full_version": version.stdout.strip(),
+        "python_version": version.stdout.strip()[:4],
+        "sys_platform": "linux",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+    }
     locked = {}
     for line in (REPO / "requirements.lock").read_text().splitlines():
         match = re.match(r"^([a-z0-9][a-z0-9._-]*)==([^ ;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$", line)

@@ -107,7 +107,10 @@ def services(image, redis_server) -> Iterator[Services]:
 def test_the_story_login_expiry_refresh_retry_through_the_containers(services):
     email = f"ctr-{uuid.uuid4().hex[:8]}@example.com"
     auth = Browser(services.url("auth"))
-    assert auth.post_credentials("/api/auth/signup", {"email": email, "password": PASSWORD, "name": "Ada"}).status_code == 201
+    assert (
+        auth.post_credentials("/api/auth/signup", {"email": email, "password": PASSWORD, "name": "Ada"}).status_code
+        == 201
+    )
     login = auth.post_credentials("/api/auth/login", {"email": email, "password": PASSWORD})
     assert login.status_code == 200 and login.json()["expires_in"] == 2
 
