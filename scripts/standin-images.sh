@@ -49,8 +49,18 @@ rootfs() {
   echo "$image"
 }
 
+# A name as the compose file writes it (redis:7-alpine) to the full name podman gives it.
+full_name() {
+  case $1 in
+    */*/*) echo "$1" ;;
+    */*) echo "docker.io/$1" ;;
+    *) echo "docker.io/library/$1" ;;
+  esac
+}
+
 standin() {
-  local name=$1 set stem key base
+  local name set stem key base
+  name=$(full_name "$1")
   [ -n "${STANDINS[$name]:-}" ] || die "no stand-in for $name (known: ${!STANDINS[*]})"
   set=${STANDINS[$name]%%:*} stem=${STANDINS[$name]#*:}
   local inputs=("$definitions/$set.packages" "$definitions/$stem.Containerfile" "$definitions"/*.sh "$definitions"/*.conf)
