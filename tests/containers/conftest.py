@@ -11,7 +11,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/containers/" in str(item.path).replace("\\", "/"):
             item.add_marker(pytest.mark.servers)
-            item.add_marker(pytest.mark.timeout(900))
+            # The first test's set-up may debootstrap both stand-in root filesystems and build the
+            # image on a fresh machine (about 10 minutes here, downloading every package).
+            item.add_marker(pytest.mark.timeout(1800))
 
 
 @pytest.fixture(scope="session")

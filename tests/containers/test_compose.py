@@ -117,6 +117,11 @@ class Stack:
 
     def healthcheck(self, service: str) -> bool:
         """One run of the container's own healthcheck, as podman's timer would run it."""
+        state = self.inspect(service)["State"]
+        # A container that is not running never becomes healthy: no need to wait for it.
+        assert state["Running"], f"{service} is {state['Status']}:\n{state.get('Error', '')}\n" + logs(
+            self.container(service)
+        )
         self.healthchecks_run[service] = self.healthchecks_run.get(service, 0) + 1
         result = podman("healthcheck", "run", self.container(service), check=False, timeout=60)
         return result.returncode == 0 and self.inspect(service)["State"]["Health"]["Status"] == "healthy"
