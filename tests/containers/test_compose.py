@@ -75,7 +75,6 @@ class Stack:
     env: dict[str, str]
     gateway_port: int
     healthchecks_run: dict[str, int] = field(default_factory=dict)
-    down_output: str = ""
 
     @property
     def url(self) -> str:
@@ -155,6 +154,8 @@ def _clean_up_earlier_runs(make_stack) -> None:
     for network in podman("network", "ls", "--format", "{{.Name}}").stdout.split():
         if network.startswith(PROJECT_PREFIX):
             projects.add(network.rsplit("_", 1)[0])
+    volumes = podman("volume", "ls", "--format", '{{ index .Labels "io.podman.compose.project" }}').stdout.split()
+    projects.update(project for project in volumes if project.startswith(PROJECT_PREFIX))
     for project in projects:
         make_stack(project).compose("down", "--volumes", "--timeout", "0")
     subnet = compose_file()["networks"]["backend"]["ipam"]["config"][0]["subnet"]
@@ -202,7 +203,7 @@ def stack(image) -> Iterator[Stack]:
                     running.wait_for(name, "service_healthy")
             yield running
         finally:
-            if not running.down_output:
+            if any(leftovers(running.project).values()):
                 running.compose("down", "--volumes", "--timeout", "0")
 
 
@@ -295,5 +296,5 @@ def test_the_story_through_the_gateway_on_its_published_port(stack):
 
 def test_down_leaves_nothing_of_the_project(stack):
     assert any(leftovers(stack.project).values())
-    stack.down_output = stack.compose("down", "--volumes")
+    stack.compose("down", "--volumes")
     assert leftovers(stack.project) == {"containers": [], "pods": [], "networks": [], "volumes": []}
