@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON := $(PY)
 
-.PHONY: install keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench profile-refresh bench-jwt bench-verify bench-revocation bench-topologies bench-memory bench-flood lock clean mutate
+.PHONY: install image keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench profile-refresh bench-jwt bench-verify bench-revocation bench-topologies bench-memory bench-flood lock clean mutate
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
 $(VENV)/.installed: requirements-dev.lock
@@ -14,6 +14,9 @@ $(VENV)/.installed: requirements-dev.lock
 
 run:                                   ## the whole stack on http://localhost:$${GATEWAY_PORT:-8080}
 	scripts/run.sh
+
+image:                                 ## the services' image (docker, else podman; a stand-in base where none can be pulled)
+	scripts/image.sh
 
 keys: install                          ## development signing key and JWKS under var/keys/
 	$(PY) -m auth_service keys init --dir var/keys
@@ -82,7 +85,7 @@ bench-memory: install                  ## Redis memory per live session at 0, 10
 
 lock:                                  ## re-resolve pyproject.toml: runtime lock (images) and dev lock
 	$(PY) -m pip install -q uv
-	$(VENV)/bin/uv pip compile -q pyproject.toml --generate-hashes -o requirements.lock
+	$(VENV)/bin/uv pip compile -q pyproject.toml --universal --generate-hashes -o requirements.lock
 	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --generate-hashes -o requirements-dev.lock
 
 clean:

@@ -15,6 +15,8 @@ need_command promtool prometheus
 need_command docker-compose docker-compose
 need_command chromium chromium
 need_command wrk wrk
+# tests/containers: podman (and what it needs here), set up by the script `make image` uses.
+CONTAINER_ENGINE=podman "$here/ensure-containers.sh" >/dev/null
 
 pg_url=${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}
 if ! pg_ready "$pg_url"; then

@@ -135,6 +135,20 @@ def test_only_the_gateway_publishes_a_port_and_only_on_loopback():
     assert not any("expose" in service or service.get("network_mode") == "host" for service in services.values())
 
 
+def test_no_container_can_take_the_gateways_fixed_address():
+    # Engines hand out addresses in order; without an ip_range the gateway, started last, found
+    # its address taken by a service (tests/containers/test_compose.py runs the whole file).
+    import ipaddress
+
+    compose = _compose()
+    (config,) = compose["networks"]["backend"]["ipam"]["config"]
+    fixed = ipaddress.ip_address(compose["services"]["gateway"]["networks"]["backend"]["ipv4_address"])
+    subnet, handed_out = ipaddress.ip_network(config["subnet"]), ipaddress.ip_network(config["ip_range"])
+    assert fixed in subnet and handed_out.subnet_of(subnet) and fixed not in handed_out
+    for service in compose["services"].values():
+        assert service.get("environment", {}).get("TRUSTED_PROXY_ADDRESSES", str(fixed)) == str(fixed)
+
+
 # Issue 14: `docker compose up` with no .env, every password generated; replicas with --scale.
 
 SCALED = ("auth", "profile", "board")
