@@ -41,6 +41,7 @@ TEMPLATE_VARIABLES = (
     "PROFILE_UPSTREAM_SERVERS",
     "BOARD_UPSTREAM_SERVERS",
     "WEB_ROOT",
+    "TOKEN_CLIENT_ROOT",
     "UPSTREAM_BIND",
 )
 # The gateway connects to the services from this loopback address, and only this address may
@@ -273,6 +274,7 @@ def main() -> None:
                     for service, listening in ports_of.items()
                 },
                 "WEB_ROOT": str(REPO / "gateway" / "web"),
+                "TOKEN_CLIENT_ROOT": str(REPO / "clients" / "js" / "src"),
                 "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
             }
         )

@@ -146,6 +146,7 @@ class GatewayProcess(MovesOffATakenPort):
                         for name, ports in self.upstreams.items()
                     },
                     "WEB_ROOT": str(REPO / "gateway" / "web"),
+                    "TOKEN_CLIENT_ROOT": str(REPO / "clients" / "js" / "src"),
                     "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
                 }
             )
