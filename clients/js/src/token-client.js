@@ -44,7 +44,9 @@ const RECOVERY = Object.freeze({ baseMs: 2_000, maxMs: 60_000 });
 
 function describeRequest(input, init) {
   const method = (init.method || (input instanceof Request ? input.method : "GET")).toUpperCase();
-  const url = new URL(input instanceof Request ? input.url : String(input), globalThis.location?.href);
+  const raw = input instanceof Request ? input.url : String(input);
+  if (!URL.canParse?.(raw, globalThis.location?.href)) return `${method} ${raw}`; // outside a page (Node)
+  const url = new URL(raw, globalThis.location?.href);
   const path = url.origin === globalThis.location?.origin ? url.pathname + url.search : url.href;
   return `${method} ${path}`;
 }
@@ -75,22 +77,30 @@ export class TokenClient {
   #retry;
   #random;
   #fetch;
+  #timers;
 
   constructor({ refreshAhead = 60, name = "silent-auth", endpoints = {}, settleMs = 50, lockTimeoutMs = 10_000,
                 retry = {}, wake = true, now = () => Date.now(), random = Math.random,
+                timers = globalThis, locks = globalThis.navigator?.locks,
+                BroadcastChannel: Channel = globalThis.BroadcastChannel,
                 fetch: fetchImpl = globalThis.fetch.bind(globalThis) } = {}) {
     this.#refreshAhead = Math.max(0, Number(refreshAhead) || 0);
     this.#endpoints = { ...DEFAULT_ENDPOINTS, ...endpoints };
-    this.#retry = { ...RETRY_DEFAULTS, ...retry };
+    this.#timers = {
+      setTimeout: timers.setTimeout.bind(timers), clearTimeout: timers.clearTimeout.bind(timers),
+      setInterval: timers.setInterval.bind(timers), clearInterval: timers.clearInterval.bind(timers),
+    };
+    const sleep = (ms) => new Promise((resolve) => this.#timers.setTimeout(resolve, ms));
+    this.#retry = { ...RETRY_DEFAULTS, sleep, ...retry };
     this.#random = random;
     this.#fetch = fetchImpl;
     this.#clock = new ServerClock({ now });
     this.#store = new SessionStore(this.#snapshot("restoring", null), { now });
     this.#tabs = new TabCoordinator({
-      name, settleMs, lockTimeoutMs, onMessage: (message) => this.#onMessage(message),
+      name, settleMs, lockTimeoutMs, locks, Channel, ...this.#timers, onMessage: (message) => this.#onMessage(message),
       onLockTimeout: () => this.#emit("warn", `another tab held the lock over ${lockTimeoutMs / 1000} s (frozen?) → went ahead without it`),
     });
-    if (wake) this.#wake = new WakeWatcher({ ...(typeof wake === "object" ? wake : {}), now,
+    if (wake) this.#wake = new WakeWatcher({ ...this.#timers, ...(typeof wake === "object" ? wake : {}), now,
                                              onWake: (reason) => this.#onWake(reason) });
     // Bound, so that `subscribe` and `getSnapshot` may be passed around (useSyncExternalStore).
     this.subscribe = this.subscribe.bind(this);
@@ -178,8 +188,8 @@ export class TokenClient {
 
   /** Close the channel, stop the timers and listeners (tests, hot reload). */
   dispose() {
-    clearTimeout(this.#aheadTimer);
-    clearTimeout(this.#recoveryTimer);
+    this.#timers.clearTimeout(this.#aheadTimer);
+    this.#timers.clearTimeout(this.#recoveryTimer);
     this.#tabs.close();
     this.#wake?.close();
     this.#store.clear();
@@ -382,7 +392,7 @@ export class TokenClient {
     if (current && current.token !== staleToken && current.expiresAt > this.#clock.local()) {
       return { session: current, how: "another tab refreshed" };
     }
-    clearTimeout(this.#recoveryTimer);
+    this.#timers.clearTimeout(this.#recoveryTimer);
     this.#refreshes += 1;
     this.#setState(this.getSnapshot().status, current, this.getSnapshot().reason, true);
     let response;
@@ -458,10 +468,10 @@ export class TokenClient {
 
   /** Try again later after a refresh failed for a reason that may pass (offline, 5xx, 429). */
   #scheduleRecovery(askedMs) {
-    clearTimeout(this.#recoveryTimer);
+    this.#timers.clearTimeout(this.#recoveryTimer);
     const delay = askedMs ?? backoffDelay(this.#recoveries, { ...RECOVERY, random: this.#random });
     this.#recoveries += 1;
-    this.#recoveryTimer = setTimeout(() => {
+    this.#recoveryTimer = this.#timers.setTimeout(() => {
       this.#recoveryTimer = null;
       const session = this.#session;
       if (!session && this.getSnapshot().status !== "restoring") return;
@@ -516,8 +526,8 @@ export class TokenClient {
   #end(reason, logText, { share }) {
     const session = this.#session;
     this.#epoch += 1;
-    clearTimeout(this.#aheadTimer);
-    clearTimeout(this.#recoveryTimer);
+    this.#timers.clearTimeout(this.#aheadTimer);
+    this.#timers.clearTimeout(this.#recoveryTimer);
     this.#session = null;
     this.#offline = false;
     if (session) this.#retired.add(session.sid);
@@ -555,12 +565,12 @@ export class TokenClient {
 
   /** Proactive refresh `refreshAhead` seconds before expiry, when that is sensible. */
   #schedule() {
-    clearTimeout(this.#aheadTimer);
+    this.#timers.clearTimeout(this.#aheadTimer);
     this.#aheadTimer = null;
     const at = this.#refreshAheadAt(this.#session);
     if (at === null) return;
     const session = this.#session;
-    this.#aheadTimer = setTimeout(() => {
+    this.#aheadTimer = this.#timers.setTimeout(() => {
       if (this.#session !== session) return;
       this.#renew(session.token, this.#epoch).then(
         (outcome) => this.#emit("ok", `refreshing ahead of expiry → ${outcome.how}`),
