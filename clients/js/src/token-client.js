@@ -7,6 +7,7 @@
  *   session-store.js     the immutable snapshot subscribers see, and the log
  *   tab-coordinator.js   Web Lock (with a timeout) and BroadcastChannel between tabs
  *   wake-watcher.js      visibility, online, back-forward cache and late timers
+ *   refresh-timers.js    refresh ahead of expiry, and try again later after a failure
  *
  * The rules (what this file decides):
  * - Retry exactly once. Only a 401 `token_expired` (or `invalid_token` for a token this client
@@ -27,7 +28,8 @@
 
 import { ServerClock, sessionFromTokenResponse } from "./clock.js";
 import { NetworkError, ProblemError, SessionEndedError, authErrorCode, isNetworkFailure, readProblem } from "./errors.js";
-import { RETRY_DEFAULTS, backoffDelay, fetchWithRetry, isRetryableStatus, retryAfterMs } from "./retrying-fetch.js";
+import { RefreshTimers } from "./refresh-timers.js";
+import { RETRY_DEFAULTS, fetchWithRetry, isRetryableStatus, retryAfterMs } from "./retrying-fetch.js";
 import { SessionStore } from "./session-store.js";
 import { TabCoordinator } from "./tab-coordinator.js";
 import { WakeWatcher } from "./wake-watcher.js";
@@ -38,9 +40,6 @@ export const DEFAULT_ENDPOINTS = Object.freeze({
   logout: "/api/auth/logout",
   logoutAll: "/api/auth/logout-all",
 });
-
-// After a failed refresh the client tries again on its own, no more often than this allows.
-const RECOVERY = Object.freeze({ baseMs: 2_000, maxMs: 60_000 });
 
 function describeRequest(input, init) {
   const method = (init.method || (input instanceof Request ? input.method : "GET")).toUpperCase();
@@ -65,9 +64,7 @@ export class TokenClient {
   #heldMessage = null;      // the latest session message that arrived during this tab's login
   #refreshes = 0;
   #offline = false;
-  #recoveries = 0;
-  #aheadTimer = null;
-  #recoveryTimer = null;
+  #refreshTimers;
   #store;
   #clock;
   #tabs;
@@ -95,6 +92,7 @@ export class TokenClient {
     this.#random = random;
     this.#fetch = fetchImpl;
     this.#clock = new ServerClock({ now });
+    this.#refreshTimers = new RefreshTimers({ timers: this.#timers, random });
     this.#store = new SessionStore(this.#snapshot("restoring", null), { now });
     this.#tabs = new TabCoordinator({
       name, settleMs, lockTimeoutMs, locks, Channel, ...this.#timers, onMessage: (message) => this.#onMessage(message),
@@ -188,8 +186,7 @@ export class TokenClient {
 
   /** Close the channel, stop the timers and listeners (tests, hot reload). */
   dispose() {
-    this.#timers.clearTimeout(this.#aheadTimer);
-    this.#timers.clearTimeout(this.#recoveryTimer);
+    this.#refreshTimers.cancel();
     this.#tabs.close();
     this.#wake?.close();
     this.#store.clear();
@@ -392,7 +389,7 @@ export class TokenClient {
     if (current && current.token !== staleToken && current.expiresAt > this.#clock.local()) {
       return { session: current, how: "another tab refreshed" };
     }
-    this.#timers.clearTimeout(this.#recoveryTimer);
+    this.#refreshTimers.cancelRetry();
     this.#refreshes += 1;
     this.#setState(this.getSnapshot().status, current, this.getSnapshot().reason, true);
     let response;
@@ -407,13 +404,13 @@ export class TokenClient {
       if (error instanceof NetworkError) {
         this.#setOffline(true);
         this.#emit("warn", "refresh failed: the network is unreachable → session kept, renewed when it is back");
-        this.#scheduleRecovery(null);
+        this.#retryLater(null);
       }
       throw error;
     }
     if (response.ok) {
       const session = await this.#sessionFrom(response);
-      this.#recoveries = 0;
+      this.#refreshTimers.succeeded();
       this.#setOffline(false);
       if (epoch !== this.#epoch) {
         this.#emit("warn", "a refresh answered after its session ended → token dropped");
@@ -446,7 +443,7 @@ export class TokenClient {
     }
     if (isRetryableStatus(response.status)) {
       this.#emit("error", `refresh failed: ${problem.detail} → session kept, tried again later`);
-      this.#scheduleRecovery(retryAfterMs(response, this.#clock.local()));
+      this.#retryLater(retryAfterMs(response, this.#clock.local()));
     } else {
       this.#emit("error", `refresh failed: ${problem.detail}`);
     }
@@ -467,17 +464,13 @@ export class TokenClient {
   }
 
   /** Try again later after a refresh failed for a reason that may pass (offline, 5xx, 429). */
-  #scheduleRecovery(askedMs) {
-    this.#timers.clearTimeout(this.#recoveryTimer);
-    const delay = askedMs ?? backoffDelay(this.#recoveries, { ...RECOVERY, random: this.#random });
-    this.#recoveries += 1;
-    this.#recoveryTimer = this.#timers.setTimeout(() => {
-      this.#recoveryTimer = null;
+  #retryLater(askedMs) {
+    this.#refreshTimers.retryLater(askedMs, () => {
       const session = this.#session;
       if (!session && this.getSnapshot().status !== "restoring") return;
-      const attempt = session ? this.#renew(session.token, this.#epoch) : this.#renew(null, this.#epoch);
-      attempt.then((outcome) => this.#emit("ok", `tried again after a failed refresh → ${outcome.how}`), () => {});
-    }, Math.max(0, delay));
+      this.#renew(session?.token ?? null, this.#epoch).then(
+        (outcome) => this.#emit("ok", `tried again after a failed refresh → ${outcome.how}`), () => {});
+    });
   }
 
   // ---- wake-up -------------------------------------------------------------------------------
@@ -526,8 +519,7 @@ export class TokenClient {
   #end(reason, logText, { share }) {
     const session = this.#session;
     this.#epoch += 1;
-    this.#timers.clearTimeout(this.#aheadTimer);
-    this.#timers.clearTimeout(this.#recoveryTimer);
+    this.#refreshTimers.cancel();
     this.#session = null;
     this.#offline = false;
     if (session) this.#retired.add(session.sid);
@@ -565,18 +557,17 @@ export class TokenClient {
 
   /** Proactive refresh `refreshAhead` seconds before expiry, when that is sensible. */
   #schedule() {
-    this.#timers.clearTimeout(this.#aheadTimer);
-    this.#aheadTimer = null;
+    this.#refreshTimers.cancelAhead();
     const at = this.#refreshAheadAt(this.#session);
     if (at === null) return;
     const session = this.#session;
-    this.#aheadTimer = this.#timers.setTimeout(() => {
+    this.#refreshTimers.ahead(at - this.#clock.local(), () => {
       if (this.#session !== session) return;
       this.#renew(session.token, this.#epoch).then(
         (outcome) => this.#emit("ok", `refreshing ahead of expiry → ${outcome.how}`),
         (error) => this.#emit("warn", `refresh ahead of expiry failed: ${error.message}`),
       );
-    }, Math.max(0, at - this.#clock.local()));
+    });
   }
 
   #refreshAheadAt(session) {

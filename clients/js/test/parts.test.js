@@ -224,3 +224,37 @@ describe("wake watcher", () => {
     watch.close();
   });
 });
+
+describe("refresh timers", async () => {
+  const { RefreshTimers } = await import("../src/refresh-timers.js");
+
+  test("retrying later backs off with jitter up to a minute, honours Retry-After, and resets on success", async () => {
+    const clock = new FakeClock();
+    const timers = new RefreshTimers({ timers: clock, random: () => 0.5 });
+    const delays = Array.from({ length: 7 }, () => timers.retryLater(null, () => {}));
+    assert.deepEqual(delays, [1_500, 3_000, 6_000, 12_000, 24_000, 45_000, 45_000]);
+    assert.equal(clock.pending.length, 1, "one retry timer at a time");
+    assert.equal(timers.retryLater(30_000, () => {}), 30_000, "Retry-After wins");
+    timers.succeeded();
+    assert.equal(clock.pending.length, 0);
+    let ran = 0;
+    assert.equal(timers.retryLater(null, () => { ran += 1; }), 1_500, "back to the first step");
+    await clock.advance(1_500);
+    assert.equal(ran, 1);
+  });
+
+  test("a new refresh-ahead time replaces the old one, and cancel stops both timers", async () => {
+    const clock = new FakeClock();
+    const timers = new RefreshTimers({ timers: clock });
+    const ran = [];
+    timers.ahead(5_000, () => ran.push("first"));
+    timers.ahead(-100, () => ran.push("second")); // overdue: runs at once
+    timers.retryLater(1_000, () => ran.push("retry"));
+    timers.cancel();
+    await clock.advance(10_000);
+    assert.deepEqual(ran, []);
+    timers.ahead(-100, () => ran.push("overdue"));
+    await clock.advance(0);
+    assert.deepEqual(ran, ["overdue"]);
+  });
+});
