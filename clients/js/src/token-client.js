@@ -296,7 +296,7 @@ export class TokenClient {
    * `NetworkError` (a TypeError) when the network fails; the session is kept.
    */
   async fetch(input, init = {}) {
-    await this.#settled(); // after a wake-up, a refresh may be on its way: use its token
+    await this.#settled(); // after a wake-up, a refresh may be on its way: use its token if this one expired
     const session = this.#session;
     const epoch = this.#epoch;
     const headers = new Headers(init.headers ?? (input instanceof Request ? input.headers : undefined));
@@ -352,13 +352,18 @@ export class TokenClient {
       this.#setOffline(true);
       throw error instanceof NetworkError ? error : new NetworkError(error);
     }
+    this.#setOffline(false); // an answer, whatever its status: the network is there
     return response;
   }
 
-  /** Wait for this tab's refresh in flight, if any, whatever its outcome. */
+  /**
+   * Wait for this tab's refresh in flight, whatever its outcome, when the token it would replace
+   * is of no use (none yet, or expired by the clock); a refresh ahead of expiry delays no call.
+   */
   async #settled() {
     const inflight = this.#inflight;
-    if (inflight) await inflight.catch(() => {});
+    const session = this.#session;
+    if (inflight && (!session || session.expiresAt <= this.#clock.local())) await inflight.catch(() => {});
   }
 
   // ---- refresh -------------------------------------------------------------------------------

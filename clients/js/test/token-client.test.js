@@ -322,3 +322,37 @@ describe("snapshot", () => {
     assert.ok(seen.length >= 2);
   });
 });
+
+describe("calls during a refresh", () => {
+  test("a refresh ahead of expiry delays no call; a call with an expired token waits for the refresh", async () => {
+    const { client, clock, server } = await signedIn();
+    let release;
+    server.refreshAnswers.push(() => new Promise((resolve) => { release = () => resolve(server.refresh()); }));
+    const refreshing = client.refreshNow(); // the token is still valid
+    await clock.advance(0);
+    assert.equal((await client.fetch("/api/profiles/me")).status, 200, "sent with the still-valid token at once");
+    release();
+    await refreshing;
+    server.refreshAnswers.push(() => new Promise((resolve) => { release = () => resolve(server.refresh()); }));
+    await clock.advance(61_000);
+    const renewing = client.refreshNow();
+    await clock.advance(0);
+    const call = client.fetch("/api/profiles/me");
+    await clock.advance(0);
+    assert.equal(server.calls_to("/api/profiles/me").length, 1, "the expired token is not sent");
+    release();
+    await renewing;
+    assert.equal((await call).status, 200);
+    assert.equal(server.calls_to("/api/profiles/me").length, 2);
+  });
+
+  test("a call that gets an answer after a network failure clears offline", async () => {
+    const { client, server } = await signedIn();
+    server.offline = true;
+    await assert.rejects(client.fetch("/api/profiles/me"), NetworkError);
+    assert.equal(client.getSnapshot().offline, true);
+    server.offline = false;
+    assert.equal((await client.fetch("/api/profiles/me")).status, 200);
+    assert.equal(client.getSnapshot().offline, false);
+  });
+});
