@@ -8,6 +8,7 @@
  *   tab-coordinator.js   Web Lock (with a timeout) and BroadcastChannel between tabs
  *   wake-watcher.js      visibility, online, back-forward cache and late timers
  *   refresh-timers.js    refresh ahead of expiry, and try again later after a failure
+ *   bearer-request.js    the token on a call, the caller's own Authorization, what a 401 means
  *
  * The rules (what this file decides):
  * - Retry exactly once. Only a 401 `token_expired` (or `invalid_token` for a token this client
@@ -26,6 +27,7 @@
  *   refreshes at once if it has expired, and calls made meanwhile wait for that refresh.
  */
 
+import { describeRequest, sentAuthorization, unauthorizedOutcome, withBearer } from "./bearer-request.js";
 import { ServerClock, sessionFromTokenResponse } from "./clock.js";
 import { NetworkError, ProblemError, SessionEndedError, authErrorCode, isNetworkFailure, readProblem } from "./errors.js";
 import { RefreshTimers } from "./refresh-timers.js";
@@ -40,15 +42,6 @@ export const DEFAULT_ENDPOINTS = Object.freeze({
   logout: "/api/auth/logout",
   logoutAll: "/api/auth/logout-all",
 });
-
-function describeRequest(input, init) {
-  const method = (init.method || (input instanceof Request ? input.method : "GET")).toUpperCase();
-  const raw = input instanceof Request ? input.url : String(input);
-  if (!URL.canParse?.(raw, globalThis.location?.href)) return `${method} ${raw}`; // outside a page (Node)
-  const url = new URL(raw, globalThis.location?.href);
-  const path = url.origin === globalThis.location?.origin ? url.pathname + url.search : url.href;
-  return `${method} ${path}`;
-}
 
 function copySession(incoming) {
   return Object.freeze({ ...incoming, user: Object.freeze({ ...incoming.user }) });
@@ -170,13 +163,11 @@ export class TokenClient {
    * "revoked" (the client signs out, as `fetch` does), or "final". For adapters.
    */
   handleUnauthorized(code, token) {
-    if (code === "token_revoked") {
-      if (this.#session && this.#session.token === token) {
-        this.#end("Your session has ended; log in again.", "access token revoked → logged out", { share: true });
-      }
-      return "revoked";
+    const outcome = unauthorizedOutcome(code);
+    if (outcome === "revoked" && this.#session && this.#session.token === token) {
+      this.#end("Your session has ended; log in again.", "access token revoked → logged out", { share: true });
     }
-    return code === "token_expired" || code === "invalid_token" ? "renew" : "final";
+    return outcome;
   }
 
   /** The clock offset measured from the server (server minus this machine), in ms. */
@@ -299,15 +290,15 @@ export class TokenClient {
     await this.#settled(); // after a wake-up, a refresh may be on its way: use its token if this one expired
     const session = this.#session;
     const epoch = this.#epoch;
-    const headers = new Headers(init.headers ?? (input instanceof Request ? input.headers : undefined));
-    const callerAuth = headers.has("Authorization");
+    const callerAuth = sentAuthorization(input, init);
     // A Request's body can be read once: send a clone first and keep the original for the retry.
     const first = await this.#send(input instanceof Request ? input.clone() : input, init,
                                    callerAuth ? null : session?.token);
     if (first.status !== 401 || !session || callerAuth) return first;
 
     const code = await authErrorCode(first);
-    if (code === "token_revoked") {
+    const outcome = unauthorizedOutcome(code);
+    if (outcome === "revoked") {
       // The session was ended elsewhere (logout, revoked, logged out everywhere): a refresh
       // cannot bring it back, so do not try; sign out as for a logout in another tab.
       if (this.#epoch === epoch && this.#session?.sid === session.sid) {
@@ -316,30 +307,28 @@ export class TokenClient {
       }
       return first;
     }
-    if (code !== "token_expired" && code !== "invalid_token") return first;
+    if (outcome !== "renew") return first;
     const what = describeRequest(input, init);
     const reason = code === "token_expired" ? "access token expired" : "access token rejected";
     if (this.#epoch !== epoch || this.#session?.sid !== session.sid) {
       this.#emit("warn", `${reason} for ${what}, but its session has ended → not retried`);
       return first;
     }
-    let outcome;
+    let renewed;
     try {
-      outcome = await this.#renew(session.token, epoch);
+      renewed = await this.#renew(session.token, epoch);
     } catch (error) {
       if (error instanceof SessionEndedError) return first;
       throw error;
     }
-    const second = await this.#send(input, init, outcome.session.token);
+    const second = await this.#send(input, init, renewed.session.token);
     const result = second.ok ? "✓" : `✗ ${second.status}`;
-    this.#emit(second.ok ? "ok" : "warn", `${reason} → ${outcome.how} → retried ${what} ${result}`);
+    this.#emit(second.ok ? "ok" : "warn", `${reason} → ${renewed.how} → retried ${what} ${result}`);
     return second;
   }
 
   #send(input, init, token) {
-    const headers = new Headers(init.headers ?? (input instanceof Request ? input.headers : undefined));
-    if (token) headers.set("Authorization", `Bearer ${token}`);
-    return this.#call(input, { ...init, headers });
+    return this.#call(input, withBearer(input, init, token));
   }
 
   /** The underlying fetch, with network failures as `NetworkError` and `offline` kept up to date. */

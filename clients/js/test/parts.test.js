@@ -258,3 +258,28 @@ describe("refresh timers", async () => {
     assert.deepEqual(ran, ["overdue"]);
   });
 });
+
+describe("bearer request", async () => {
+  const { describeRequest, sentAuthorization, unauthorizedOutcome, withBearer } = await import("../src/bearer-request.js");
+
+  test("only token_expired and invalid_token renew; token_revoked ends the session; the rest is final", () => {
+    assert.deepEqual(["token_expired", "invalid_token", "token_revoked", "token_missing", "invalid_credentials", null]
+      .map(unauthorizedOutcome), ["renew", "renew", "revoked", "final", "final", "final"]);
+  });
+
+  test("the token is added to the caller's headers; the caller's own Authorization is noticed", () => {
+    const init = withBearer("/x", { method: "POST", headers: { "X-Custom": "kept" } }, "abc");
+    assert.equal(init.headers.get("Authorization"), "Bearer abc");
+    assert.equal(init.headers.get("X-Custom"), "kept");
+    assert.equal(init.method, "POST");
+    assert.equal(withBearer("/x", {}, null).headers.has("Authorization"), false);
+    assert.equal(sentAuthorization("/x", { headers: { authorization: "Bearer mine" } }), true);
+    assert.equal(sentAuthorization(new Request("http://h/x", { headers: { Authorization: "Bearer r" } })), true);
+    assert.equal(sentAuthorization("/x"), false);
+  });
+
+  test("a call is described by method and path", () => {
+    assert.equal(describeRequest("/api/boards", { method: "post" }), "POST /api/boards");
+    assert.equal(describeRequest(new Request("http://h.example/api/x?y=1")), "GET http://h.example/api/x?y=1");
+  });
+});
