@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON := $(PY)
 
-.PHONY: install image keys run lint test test-fast test-auth test-shared test-profile test-board test-web soak audit bench profile-refresh bench-jwt bench-verify bench-revocation bench-topologies bench-memory bench-flood lock clean mutate
+.PHONY: install image keys run lint test test-js test-fast test-auth test-shared test-profile test-board test-web soak audit bench profile-refresh bench-jwt bench-verify bench-revocation bench-topologies bench-memory bench-flood lock clean mutate
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
 $(VENV)/.installed: requirements-dev.lock
@@ -26,9 +26,13 @@ lint: install                          ## ruff (lint and format) and mypy --stri
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: install                          ## every test, against real Redis, SQLite and PostgreSQL
+test: install test-js                  ## every test, against real Redis, SQLite and PostgreSQL
 	scripts/ensure-test-services.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-js:                               ## the token client package (clients/js): npm ci, Node's test runner, tsc; < 10 s
+	@command -v npm >/dev/null || (. scripts/lib.sh && apt_install nodejs npm)
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm test
 
 test-fast: install                     ## the tests that need no server or process, for the edit-test loop
 	$(PY) -m pytest -m "not servers" -q $(PYTEST_ARGS)

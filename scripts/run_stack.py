@@ -42,6 +42,7 @@ TEMPLATE_VARIABLES = (
     "PROFILE_UPSTREAM_SERVERS",
     "BOARD_UPSTREAM_SERVERS",
     "WEB_ROOT",
+    "TOKEN_CLIENT_ROOT",
     "UPSTREAM_BIND",
     "GATEWAY_STATUS_LISTEN",
 )
@@ -297,6 +298,7 @@ def main() -> None:
                     for service, listening in ports_of.items()
                 },
                 "WEB_ROOT": str(REPO / "gateway" / "web"),
+                "TOKEN_CLIENT_ROOT": str(REPO / "clients" / "js" / "src"),
                 "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
                 "GATEWAY_STATUS_LISTEN": f"127.0.0.1:{ports['GATEWAY_STATUS']}",
             }

@@ -38,6 +38,17 @@ def test_a_service_imports_only_itself_and_shared(service):
     assert wrong == {}
 
 
+def test_the_readme_layout_names_every_client_module():
+    readme = (REPO / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    block = re.search(r"^clients/(.*(?:\n {2,}.*)*)", layout, re.M)
+    assert block, "clients/ is not in the Layout"
+    named = set(re.findall(r"[a-z_-]+", block.group(1)))
+    modules = [*(REPO / "clients" / "js" / "src").glob("*.js"), *(REPO / "clients" / "js" / "adapters").glob("*.js")]
+    modules += [p for p in (REPO / "clients" / "python" / "silent_auth_client").glob("*.py") if p.stem != "__init__"]
+    assert modules and [str(p.relative_to(REPO)) for p in modules if p.stem not in named] == []
+
+
 def test_the_readme_layout_names_every_module():
     readme = (REPO / "README.md").read_text()
     layout = readme[readme.index("## Layout") :]

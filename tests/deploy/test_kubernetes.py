@@ -515,6 +515,13 @@ def test_the_gateway_renders_the_shared_template_and_serves_every_web_file(overl
         if path.is_file()
     }
     assert served == files
+    # The token client, from the package's src/ (one source: no copy under web/), at its own root.
+    client = config_map(overlay, "token-client")
+    (client_volume,) = [v for v in volumes.values() if v.get("configMap", {}).get("name") == client["metadata"]["name"]]
+    assert "items" not in client_volume["configMap"], "every key of the ConfigMap is a file"
+    assert mounts[client_volume["name"]] == resolved_env(overlay, nginx)["TOKEN_CLIENT_ROOT"]
+    source = REPO / "clients" / "js" / "src"
+    assert client["data"] == {path.name: path.read_text() for path in source.iterdir() if path.is_file()}
 
 
 def test_dev_postgres_runs_the_compose_init_script_with_the_passwords_it_reads():

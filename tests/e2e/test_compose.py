@@ -43,6 +43,8 @@ def test_compose_mounts_the_template_that_make_run_renders():
     assert mounts[_mount_source(mounts, "nginx.conf.template")].startswith("/etc/nginx/templates/")
     assert set(TEMPLATE_VARIABLES) <= set(gateway["environment"])
     assert set(re.findall(r"\$\{([A-Z_]+)\}", TEMPLATE.read_text())) == set(TEMPLATE_VARIABLES)
+    # The token client is served from the package's src/ (one source), mounted at its own root.
+    assert mounts["./clients/js/src"] == gateway["environment"]["TOKEN_CLIENT_ROOT"]
 
 
 def test_both_ways_render_the_same_routes_to_the_same_services():
@@ -55,6 +57,7 @@ def test_both_ways_render_the_same_routes_to_the_same_services():
             "PROFILE_UPSTREAM_SERVERS": "server 127.0.0.1:8002;",
             "BOARD_UPSTREAM_SERVERS": "server 127.0.0.1:8003;",
             "WEB_ROOT": "/srv/web",
+            "TOKEN_CLIENT_ROOT": "/srv/token-client",
             "UPSTREAM_BIND": "127.0.0.2",
             "GATEWAY_STATUS_LISTEN": "127.0.0.1:8079",
         }

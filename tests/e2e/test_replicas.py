@@ -41,6 +41,7 @@ def test_each_replica_is_one_server_line_of_its_upstream(tmp_path: Path, replica
             "WEB_ROOT": str(REPO / "gateway" / "web"),
             "UPSTREAM_BIND": "127.0.0.2",
             "GATEWAY_STATUS_LISTEN": "127.0.0.1:9079",
+            "TOKEN_CLIENT_ROOT": str(REPO / "clients" / "js" / "src"),
         }
     )
     blocks = _upstream_blocks(config)

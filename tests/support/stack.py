@@ -151,6 +151,7 @@ class GatewayProcess(MovesOffATakenPort):
                         for name, ports in self.upstreams.items()
                     },
                     "WEB_ROOT": str(REPO / "gateway" / "web"),
+                    "TOKEN_CLIENT_ROOT": str(REPO / "clients" / "js" / "src"),
                     "UPSTREAM_BIND": GATEWAY_SOURCE_ADDRESS,
                     # nginx's counters on a socket file: no second port to find free.
                     "GATEWAY_STATUS_LISTEN": f"unix:{self.prefix / 'status.sock'}",

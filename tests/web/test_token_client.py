@@ -15,7 +15,7 @@ from playwright.sync_api import Page
 # from the queue `server.api` (200 when it is empty).
 HARNESS = """
 async (scenario) => {
-  const { TokenClient } = await import("/js/token-client.js");
+  const { TokenClient } = await import("/js/token-client/index.js");
   const b64 = (value) => btoa(JSON.stringify(value)).replace(/=+$/, "");
   const now = () => Math.floor(Date.now() / 1000);
   let issued = 0;

@@ -3,7 +3,7 @@
  * (Bearer, silent refresh, one retry); public ones use plain fetch and carry no token.
  */
 
-import { ProblemError } from "./token-client.js";
+import { ProblemError } from "./token-client/index.js";
 
 export const PAGE_SIZE = 10;
 

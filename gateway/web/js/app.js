@@ -5,7 +5,7 @@
 
 import { createApi, describeError } from "./api.js";
 import { clear, h, notice, replace } from "./dom.js";
-import { TokenClient } from "./token-client.js";
+import { TokenClient } from "./token-client/index.js";
 import { authView } from "./views/auth.js";
 import { boardView } from "./views/board.js";
 import { myProfileView, profileView } from "./views/profile.js";

@@ -79,8 +79,9 @@ export function mountTokenPanel(root, { auth }) {
   function update(next) {
     state = next;
     const labels = { "signed-in": "signed in", "signed-out": "signed out", restoring: "restoring" };
-    badge.textContent = state.refreshing ? "refreshing…" : labels[state.status];
-    badge.className = `badge badge-${state.refreshing ? "busy" : state.status}`;
+    const look = state.refreshing ? "busy" : state.offline ? "offline" : state.status;
+    badge.textContent = state.refreshing ? "refreshing…" : state.offline ? `${labels[state.status]} · offline` : labels[state.status];
+    badge.className = `badge badge-${look}`;
     values.user.textContent = state.user ? state.user.name : "—";
     values.session.textContent = short(state.sessionId);
     values.token.textContent = short(state.tokenId);

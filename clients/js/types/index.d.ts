@@ -1,0 +1,169 @@
+/** @silent-auth/token-client: silent sessions for a single-page app. */
+
+export interface User {
+  id: string;
+  email?: string;
+  name: string;
+  [field: string]: unknown;
+}
+
+export type Status = "restoring" | "signed-in" | "signed-out";
+
+/** The client's state: immutable, replaced on every change (fits useSyncExternalStore). */
+export interface SessionState {
+  readonly status: Status;
+  readonly user: Readonly<User> | null;
+  readonly sessionId: string | null;
+  readonly tokenId: string | null;
+  /** When the token was issued and expires, on this machine's clock (epoch ms), skew corrected. */
+  readonly issuedAt: number | null;
+  readonly expiresAt: number | null;
+  readonly refreshAheadAt: number | null;
+  readonly refreshAhead: number;
+  readonly refreshing: boolean;
+  /** Refreshes this tab has sent. */
+  readonly refreshes: number;
+  /** The network failed on the last attempt; the session is kept and renewed when it is back. */
+  readonly offline: boolean;
+  /** The server's clock minus this machine's, in ms (0 when they agree within ~2 s). */
+  readonly clockOffset: number;
+  /** Why the session ended, for people ("You were logged out in another tab."), else null. */
+  readonly reason: string | null;
+}
+
+export interface LogEntry {
+  readonly at: number;
+  readonly level: "ok" | "info" | "warn" | "error";
+  readonly text: string;
+}
+
+export interface Endpoints {
+  refresh: string;
+  login: string;
+  logout: string;
+  logoutAll: string;
+}
+
+export interface RetryOptions {
+  /** Retries of a failed refresh within one call (default 3). */
+  retries?: number;
+  /** First backoff step in ms (default 500); each retry doubles it, up to maxMs (default 4000). */
+  baseMs?: number;
+  maxMs?: number;
+  /** The longest Retry-After waited for within a call (default 4000); longer ones are retried later. */
+  maxRetryAfterMs?: number;
+}
+
+export interface WakeOptions {
+  /** Heartbeat period in ms (default 15000) and how late it must fire to count as a wake-up (default 15000). */
+  intervalMs?: number;
+  lateMs?: number;
+  target?: EventTarget;
+  document?: EventTarget & { visibilityState?: string };
+}
+
+export interface TimerFunctions {
+  setTimeout(callback: () => void, ms?: number): unknown;
+  clearTimeout(id: unknown): void;
+  setInterval(callback: () => void, ms?: number): unknown;
+  clearInterval(id: unknown): void;
+}
+
+export interface LockManagerLike {
+  request<T>(name: string, options: { signal?: AbortSignal }, callback: (lock: unknown) => Promise<T> | T): Promise<T>;
+}
+
+export interface TokenClientOptions {
+  /** Seconds before expiry to refresh proactively (default 60; 0 turns it off; used only when at most half the lifetime). */
+  refreshAhead?: number;
+  /** Names the Web Lock and the BroadcastChannel (default "silent-auth"). */
+  name?: string;
+  endpoints?: Partial<Endpoints>;
+  /** How long the lock is kept after sharing a token, in ms (default 50). */
+  settleMs?: number;
+  /** How long to wait for the cross-tab lock before going ahead without it, in ms (default 10000; 0: for ever). */
+  lockTimeoutMs?: number;
+  retry?: RetryOptions;
+  /** Watch visibility, online and late timers (default true). */
+  wake?: boolean | WakeOptions;
+  /** The underlying fetch (default: the global one). */
+  fetch?: typeof fetch;
+  /** For tests: this machine's clock, randomness for jitter, timers, Web Locks and BroadcastChannel. */
+  now?: () => number;
+  random?: () => number;
+  timers?: TimerFunctions;
+  locks?: LockManagerLike | null;
+  BroadcastChannel?: typeof BroadcastChannel | null;
+}
+
+export declare const DEFAULT_ENDPOINTS: Readonly<Endpoints>;
+
+export declare class TokenClient {
+  constructor(options?: TokenClientOptions);
+  getSnapshot(): SessionState;
+  subscribe(listener: (state: SessionState) => void): () => void;
+  onLog(listener: (entry: LogEntry) => void): () => void;
+  getLog(): LogEntry[];
+  getAccessToken(): string | null;
+  /** A token to send now, renewed first if it expired (after sleep); null when signed out. */
+  getFreshToken(): Promise<string | null>;
+  /** After a 401 for `staleToken`: a newer token of the same session (single flight), or SessionEndedError. */
+  renewAfter(staleToken: string | null): Promise<string>;
+  /** What a 401 with `code` means for the session of `token`: "renew", "revoked" (signs out) or "final". */
+  handleUnauthorized(code: string | null, token: string | null): "renew" | "revoked" | "final";
+  readonly clockOffset: number;
+  dispose(): void;
+  restore(): Promise<SessionState>;
+  login(credentials: { email: string; password: string }): Promise<User>;
+  logout(): Promise<User | null>;
+  logoutEverywhere(): Promise<void>;
+  refreshNow(): Promise<User>;
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+}
+
+export interface Problem {
+  status: number;
+  code?: string;
+  title?: string;
+  detail?: string;
+  errors?: unknown[];
+  [field: string]: unknown;
+}
+
+export declare class ProblemError extends Error {
+  constructor(problem: Problem);
+  readonly status: number;
+  readonly code: string;
+  readonly detail: string;
+  readonly errors: unknown[];
+  readonly problem: Problem;
+  static from(response: Response): Promise<ProblemError>;
+}
+
+export declare class SessionEndedError extends Error {
+  constructor(message?: string);
+  readonly code: "session_ended";
+}
+
+/** The network failed; a TypeError like fetch's own, so fetch-shaped code keeps working. */
+export declare class NetworkError extends TypeError {
+  constructor(cause?: unknown, message?: string);
+  readonly code: "network_error";
+}
+
+export declare class LockTimeoutError extends Error {
+  constructor(name: string, ms: number);
+}
+
+export declare class ServerClock {
+  constructor(options?: { now?: () => number });
+  readonly offset: number;
+  local(): number;
+  now(): number;
+  toLocal(serverMs: number): number;
+  observe(serverMs: number | null, receivedAt?: number): number;
+}
+
+export declare function readProblem(response: Response): Promise<Problem>;
+export declare function authErrorCode(response: Response): Promise<string | null>;
+export declare function decodeJwt(token: string): Record<string, unknown>;
