@@ -253,6 +253,19 @@ def line(
     return (what, detail, ratio, target)
 
 
+def paired_line(what: str, ours: list[Measurement], other: list[Measurement], target: str) -> Line:
+    """A row whose runs alternated in pairs: each side's median, and the median of the pairs' ratios
+    as the ratio (a pair shares the machine's load of its moment)."""
+    pairs = len(ours)
+    return line(
+        f"{what} (ratio: median of {pairs} alternating pair{'s' if pairs != 1 else ''})",
+        _median(ours),
+        _median(other),
+        target,
+        ratio_value=statistics.median(o.rps / t.rps for o, t in zip(ours, other, strict=True)),
+    )
+
+
 def _profile_me(bench: Bench) -> Measurement:
     """`GET /api/profiles/me` direct, measured once per bench run (rows 1 and 2 compare with it)."""
     if "authed" not in bench.memo:
@@ -278,16 +291,14 @@ def row_verification(bench: Bench) -> list[Line]:
         progress(f"1. verification: run {run}/{RUNS}: public profile, then the caller's, {SECONDS} s each")
         public_runs.append(wrk(f"{profile.url}/api/profiles/{user_id}", runs=1))
         authed_runs.append(wrk(me, headers=bearer, runs=1))
-    public, authed = _median(public_runs), _median(authed_runs)
-    bench.memo["authed"] = authed  # rows 2 compares with it
+    public = _median(public_runs)
+    bench.memo["authed"] = _median(authed_runs)  # row 2 compares with it
     lines = [
-        line(
-            "1. `GET /api/profiles/me` (Bearer) vs `GET /api/profiles/{id}` (public), direct "
-            f"(ratio: median of {RUNS} alternating pairs)",
-            authed,
-            public,
+        paired_line(
+            "1. `GET /api/profiles/me` (Bearer) vs `GET /api/profiles/{id}` (public), direct",
+            authed_runs,
+            public_runs,
             "≥ 0.95×",
-            ratio_value=statistics.median(a.rps / p.rps for a, p in zip(authed_runs, public_runs, strict=True)),
         )
     ]
     progress("1. verification: the same with the verified-token cache off")
@@ -341,15 +352,12 @@ def row_refresh(bench: Bench) -> list[Line]:
             f"3. refresh: run {run}/{RUNS}: {refresh_runs[-1].rps / plain_runs[-1].rps:.2f}× "
             f"({refresh_runs[-1].rps:,.0f} vs {plain_runs[-1].rps:,.0f} req/s)"
         )
-    # The ratio is the median of the pairs' ratios: a pair shares the machine's load of its moment.
     return [
-        line(
-            f"3. `POST /api/auth/refresh` (rotation) vs `GET /healthz` on auth, {CONNECTIONS} clients "
-            f"(ratio: median of {RUNS} alternating pair{'s' if RUNS != 1 else ''})",
-            _median(refresh_runs),
-            _median(plain_runs),
+        paired_line(
+            f"3. `POST /api/auth/refresh` (rotation) vs `GET /healthz` on auth, {CONNECTIONS} clients",
+            refresh_runs,
+            plain_runs,
             "≥ 0.55×",
-            ratio_value=statistics.median(r.rps / p.rps for r, p in zip(refresh_runs, plain_runs, strict=True)),
         )
     ]
 
@@ -500,13 +508,12 @@ def row_observability(bench: Bench) -> list[Line]:
     bench.stop(observed)
     bench.stop(bare)
     return [
-        line(
+        paired_line(
             "9. `GET /api/profiles/me` (Bearer), direct, with metrics and tracing on (exporter off) vs both off "
-            f"(`METRICS_ENABLED=false`, `OTEL_SDK_DISABLED=true`; ratio: median of {RUNS} alternating pairs)",
-            _median(on_runs),
-            _median(off_runs),
+            "(`METRICS_ENABLED=false`, `OTEL_SDK_DISABLED=true`)",
+            on_runs,
+            off_runs,
             "≥ 0.95×",
-            ratio_value=statistics.median(o.rps / f.rps for o, f in zip(on_runs, off_runs, strict=True)),
         )
     ]
 
