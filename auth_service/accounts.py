@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from auth_service.devices import LoginDevices
 from auth_service.passwords import Passwords
@@ -38,6 +39,7 @@ class SignedIn:
     refresh_token: str
     user: SessionUser
     device_cookie: str | None = None  # set by a login: the browser's renewed device cookie
+    token_type: Literal["Bearer", "DPoP"] = "Bearer"  # noqa: S105 - DPoP: the access token is bound (cnf.jkt)
 
 
 class Accounts:
@@ -50,7 +52,10 @@ class Accounts:
         issuer: TokenIssuer,
         devices: LoginDevices,
         revocations: RevocationPublisher,
+        bind_access_tokens: bool = False,
     ) -> None:
+        # ACCESS_TOKEN_BINDING=dpop: a bound session's access tokens carry its key (cnf.jkt).
+        self.bind_access_tokens = bind_access_tokens
         # Every revocation below is announced after it succeeded, so that the access tokens of the
         # ended sessions stop working at the resource services too (shared/revocations.py).
         self.revocations = revocations
@@ -65,8 +70,16 @@ class Accounts:
         return self.users.add(email=email, name=name, password_hash=self.passwords.hash(password))
 
     def login(
-        self, *, email: str, password: str, address: str, user_agent: str, device_cookie: str | None = None
+        self,
+        *,
+        email: str,
+        password: str,
+        address: str,
+        user_agent: str,
+        device_cookie: str | None = None,
+        proof_key: str = "",
     ) -> SignedIn:
+        """Log in; with `proof_key` (a checked DPoP proof's key thumbprint) the session is bound to it."""
         key = email_key(email)
         device = self.devices.recognise(key, device_cookie)
         retry_after = self.throttle.begin_attempt(key, address, device)
@@ -80,15 +93,15 @@ class Accounts:
         if self.passwords.needs_rehash(user.password_hash):
             self.users.set_password_hash(user.id, self.passwords.hash(password))
         session_user = SessionUser(user.id, user.email, user.name)
-        session_id, refresh_token, ended = self.sessions.create(session_user, user_agent)
+        session_id, refresh_token, ended = self.sessions.create(session_user, user_agent, jkt=proof_key)
         for ended_session in ended:  # past the session cap
             self.revocations.session(ended_session)
-        signed_in = self._signed_in(session_user, session_id, refresh_token)
+        signed_in = self._signed_in(session_user, session_id, refresh_token, proof_key)
         return replace(signed_in, device_cookie=self.devices.issue(key, device_cookie))
 
-    def refresh(self, refresh_token: str) -> SignedIn:
+    def refresh(self, refresh_token: str, proof_key: str = "") -> SignedIn:
         try:
-            renewal = self.sessions.rotate(refresh_token)
+            renewal = self.sessions.rotate(refresh_token, jkt=proof_key)
         except InvalidRefreshToken as exc:
             if exc.reason == "reused":
                 log.warning(
@@ -100,10 +113,10 @@ class Accounts:
                 if exc.session_id is not None:  # always set for a reuse
                     self.revocations.session(exc.session_id)
             raise
-        return self._signed_in(renewal.user, renewal.session_id, renewal.refresh_token)
+        return self._signed_in(renewal.user, renewal.session_id, renewal.refresh_token, renewal.jkt)
 
-    def logout(self, refresh_token: str) -> None:
-        session_id = self.sessions.revoke_by_token(refresh_token)
+    def logout(self, refresh_token: str, proof_key: str = "") -> None:
+        session_id = self.sessions.revoke_by_token(refresh_token, jkt=proof_key)
         if session_id is not None:
             self.revocations.session(session_id)
 
@@ -122,6 +135,7 @@ class Accounts:
     def session_is_active(self, user_id: str, session_id: str) -> bool:
         return self.sessions.is_active(user_id, session_id)
 
-    def _signed_in(self, user: SessionUser, session_id: str, refresh_token: str) -> SignedIn:
-        access_token = self.issuer.issue(user_id=user.id, name=user.name, session_id=session_id)
-        return SignedIn(access_token, refresh_token, user)
+    def _signed_in(self, user: SessionUser, session_id: str, refresh_token: str, jkt: str = "") -> SignedIn:
+        bound_to = jkt if self.bind_access_tokens else ""
+        access_token = self.issuer.issue(user_id=user.id, name=user.name, session_id=session_id, jkt=bound_to)
+        return SignedIn(access_token, refresh_token, user, token_type="DPoP" if bound_to else "Bearer")

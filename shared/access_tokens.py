@@ -27,6 +27,7 @@ import jwt
 from flask import g, request
 
 from shared.config import ServiceConfig
+from shared.dpop import DpopError, ProofVerifier, proof_header
 from shared.problems import Problem
 from shared.revocations import RevocationState
 from shared.service_context import ServiceContext
@@ -66,6 +67,8 @@ class Caller:
     expires_at: int
     issued_at: int = 0
     key_id: str = ""
+    # RFC 9449 `cnf.jkt`: the thumbprint of the key a DPoP-bound token must be presented with.
+    confirmation: str = ""
 
 
 class JwksKeys:
@@ -179,8 +182,11 @@ class AccessTokenVerifier:
         leeway: int = 5,
         cache_size: int = 10_000,
         revocations: RevocationState | None = None,
+        proofs: ProofVerifier | None = None,
     ) -> None:
         self.keys = keys
+        # DPoP-bound tokens come with a proof; its `jti`s are remembered per process (shared/dpop.py).
+        self.proofs = proofs if proofs is not None else ProofVerifier(public_origin=issuer, leeway=leeway)
         self.revocations = revocations if revocations is not None else RevocationState()
         self.issuer = issuer
         self.audience = audience
@@ -199,6 +205,9 @@ class AccessTokenVerifier:
             leeway=config.jwt_leeway,
             cache_size=config.verified_token_cache_size,
             revocations=RevocationState(),
+            proofs=ProofVerifier(
+                public_origin=config.public_origin, max_age=config.dpop_proof_max_age, leeway=config.jwt_leeway
+            ),
         )
 
     def verify(self, token: str) -> Caller:
@@ -263,6 +272,10 @@ class AccessTokenVerifier:
             raise TokenError("invalid_token", "The access token claims are malformed")
         if not (isinstance(exp, int) and isinstance(iat, int)):
             raise TokenError("invalid_token", "The access token claims are malformed")
+        confirmation = claims.get("cnf", {})
+        jkt = confirmation.get("jkt", "") if isinstance(confirmation, dict) else None
+        if not isinstance(jkt, str):
+            raise TokenError("invalid_token", "The access token claims are malformed")
         return Caller(
             id=sub,
             name=name if isinstance(name, str) else "",
@@ -271,6 +284,7 @@ class AccessTokenVerifier:
             expires_at=exp,
             issued_at=iat,
             key_id=kid,
+            confirmation=jkt,
         )
 
 
@@ -285,20 +299,46 @@ def _unverified_header(token: str) -> dict[str, Any]:
     return header
 
 
-def bearer_token() -> str:
-    """Return the Bearer token of the current request, or raise token_missing."""
+def _authorization() -> tuple[str, str]:
+    """The current request's scheme (lower case: `bearer` or `dpop`) and token; token_missing without one."""
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() != "bearer":
+    scheme = scheme.lower()
+    if scheme not in {"bearer", "dpop"}:
         raise TokenError("token_missing", "An access token is required")
     token = token.strip()
     if not token:
         raise TokenError("invalid_token", "The access token is empty")
-    return token
+    return scheme, token
+
+
+def bearer_token() -> str:
+    """Return the access token of the current request (Bearer or DPoP), or raise token_missing."""
+    return _authorization()[1]
+
+
+def check_binding(verifier: AccessTokenVerifier, caller: Caller, scheme: str, token: str) -> None:
+    """A DPoP-bound token (`cnf.jkt`) needs the DPoP scheme and a proof of its key with its `ath`;
+    an unbound one is a Bearer token (RFC 9449 §7)."""
+    if not caller.confirmation:
+        if scheme == "dpop":
+            raise DpopError("invalid_token", "The access token is not DPoP-bound: send it as Bearer", reason="unbound")
+        return
+    if scheme != "dpop":
+        raise DpopError("invalid_token", "The access token is DPoP-bound: send it as DPoP", reason="as_bearer")
+    proof = proof_header(request.headers)
+    if proof is None:
+        raise DpopError("invalid_dpop_proof", "A DPoP proof is required with this token", reason="missing")
+    checked = verifier.proofs.verify(proof, method=request.method, path=request.path, access_token=token)
+    if checked.jkt != caller.confirmation:
+        raise DpopError("invalid_dpop_proof", "The DPoP proof is not signed by the token's key", reason="wrong_key")
 
 
 def authenticate() -> Caller:
-    """Verify the current request's Bearer token with the app's verifier and remember the caller."""
-    caller = ServiceContext.of().verifier.verify(bearer_token())
+    """Verify the current request's access token with the app's verifier and remember the caller."""
+    verifier = ServiceContext.of().verifier
+    scheme, token = _authorization()
+    caller = verifier.verify(token)
+    check_binding(verifier, caller, scheme, token)
     g.caller = caller
     return caller
 
