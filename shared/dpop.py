@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -112,6 +114,7 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     return b64url_sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode())
 
 
+@functools.lru_cache(maxsize=1024)  # the same few URLs every time
 def normalise_url(url: str) -> str:
     """The URL as RFC 9449 §4.3 compares `htu`: no query or fragment, scheme and host in lower case,
     no default port, an empty path as `/` (RFC 3986 §6.2.2 and §6.2.3)."""
@@ -130,6 +133,21 @@ def _segment_json(segment: str) -> Any:
         return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise invalid_proof("malformed", "The DPoP proof is not a JWS") from None
+
+
+def _parse_header(segment: str) -> tuple[Any, Any, str]:
+    """The header's algorithm, public key and the key's thumbprint; refused unless exactly right."""
+    header = _segment_json(segment)
+    if not isinstance(header, dict) or set(header) != {"typ", "alg", "jwk"}:
+        raise invalid_proof("bad_header", "The DPoP proof header must be exactly typ, alg and jwk")
+    if header["typ"] != PROOF_TYPE:
+        raise invalid_proof("bad_header", "The DPoP proof's typ must be dpop+jwt")
+    alg = header["alg"]
+    if alg not in PROOF_ALGORITHMS:
+        raise invalid_proof("bad_alg", "The DPoP proof's alg is not an accepted asymmetric algorithm")
+    jwk = header["jwk"]
+    key = _public_key(alg, jwk)
+    return jwt.get_algorithm_by_name(alg), key, jwk_thumbprint(jwk)
 
 
 def _public_key(alg: str, jwk: Any) -> Any:
@@ -166,6 +184,10 @@ class ProofVerifier:
         self.window = max_age + leeway  # seconds either side of now that `iat` may be
         self.replay = replay if replay is not None else MemoryReplayCache()
         self.nonces = nonces
+        # A client signs every proof with one key, so its header segment repeats: parsed once, kept
+        # (bounded; only headers that passed every header check).
+        self._headers: dict[str, tuple[Any, Any, str]] = {}
+        self.header_cache_size = 10_000
 
     def public_url(self, path: str) -> str:
         """The URL the client used, from the configured public origin, never from the Host header."""
@@ -177,25 +199,27 @@ class ProofVerifier:
             raise invalid_proof("too_long", "The DPoP proof is too long")
         if not _COMPACT_JWS.fullmatch(proof):
             raise invalid_proof("malformed", "The DPoP proof is not a compact JWS")
-        header = _segment_json(proof.split(".", 1)[0])
-        if not isinstance(header, dict) or set(header) != {"typ", "alg", "jwk"}:
-            raise invalid_proof("bad_header", "The DPoP proof header must be exactly typ, alg and jwk")
-        if header["typ"] != PROOF_TYPE:
-            raise invalid_proof("bad_header", "The DPoP proof's typ must be dpop+jwt")
-        alg = header["alg"]
-        if alg not in PROOF_ALGORITHMS:
-            raise invalid_proof("bad_alg", "The DPoP proof's alg is not an accepted asymmetric algorithm")
-        jwk = header["jwk"]
-        key = _public_key(alg, jwk)
+        head, payload, signature = proof.split(".")
+        parsed = self._headers.get(head)
+        if parsed is None:
+            parsed = _parse_header(head)
+            if len(self._headers) >= self.header_cache_size:
+                with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                    del self._headers[next(iter(self._headers))]
+            self._headers[head] = parsed
+        algorithm, key, jkt = parsed
+        # The signature is checked here rather than by jwt.decode(), whose parsing costs more than
+        # the ES256 check itself; the algorithm object does the JWS signature encoding.
+        raw_signature = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
         try:
-            claims = jwt.decode(
-                proof,
-                key,
-                algorithms=[alg],
-                options={"verify_aud": False, "verify_iat": False, "verify_exp": False, "verify_nbf": False},
-            )
-        except jwt.PyJWTError:
-            raise invalid_proof("bad_signature", "The DPoP proof's signature does not verify") from None
+            verified = algorithm.verify(f"{head}.{payload}".encode(), key, raw_signature)
+        except (ValueError, TypeError):
+            verified = False
+        if not verified:
+            raise invalid_proof("bad_signature", "The DPoP proof's signature does not verify")
+        claims = _segment_json(payload)
+        if not isinstance(claims, dict):
+            raise invalid_proof("bad_claims", "The DPoP proof's claims are not a JSON object")
         jti, htm, htu, iat = (claims.get(name) for name in ("jti", "htm", "htu", "iat"))
         if not (isinstance(jti, str) and 0 < len(jti) <= MAX_JTI_LENGTH):
             raise invalid_proof("bad_claims", "The DPoP proof needs a jti")
@@ -216,7 +240,6 @@ class ProofVerifier:
                     reason="nonce",
                     nonce=self.nonces.current(),
                 )
-        jkt = jwk_thumbprint(jwk)
         # Last, so that a proof refused for anything else does not use up its jti.
         if not self.replay.first_use(b64url_sha256(f"{jkt}:{jti}".encode()), 2 * self.window * 1000):
             raise invalid_proof("replayed", "The DPoP proof was used before")
