@@ -84,7 +84,10 @@ class Nonces(Protocol):
 
 
 class MemoryReplayCache:
-    """One process's `jti`s, forgotten when their window has passed; bounded (oldest dropped first)."""
+    """One process's `jti`s, forgotten when their window has passed; bounded (oldest dropped first).
+
+    Every entry lives as long (one window), so insertion order is expiry order: the expired ones
+    are dropped from the front as new ones come, at constant cost per proof."""
 
     def __init__(self, max_entries: int = 100_000) -> None:
         self.max_entries = max_entries
@@ -94,12 +97,13 @@ class MemoryReplayCache:
     def first_use(self, key: str, ttl_ms: int) -> bool:
         now = time.monotonic()
         with self._lock:
-            expires = self._seen.get(key)
-            if expires is not None and expires > now:
+            while self._seen:
+                oldest = next(iter(self._seen))
+                if self._seen[oldest] > now and len(self._seen) < self.max_entries:
+                    break
+                del self._seen[oldest]
+            if key in self._seen:
                 return False
-            if len(self._seen) >= self.max_entries:
-                for old in [k for k, until in self._seen.items() if until <= now] or list(self._seen)[:1]:
-                    del self._seen[old]
             self._seen[key] = now + ttl_ms / 1000
             return True
 
