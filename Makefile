@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON := $(PY)
 
-.PHONY: install image keys run lint test test-js test-fast test-auth test-shared test-profile test-board test-web soak audit bench profile-refresh bench-jwt bench-verify bench-revocation bench-topologies bench-memory bench-flood lock clean mutate
+.PHONY: install image keys run lint test test-js test-fast test-auth test-shared test-profile test-board test-web soak audit bench profile-refresh bench-jwt bench-verify bench-revocation bench-topologies bench-memory bench-flood bench-dpop lock clean mutate
 
 install: $(VENV)/.installed            ## virtual environment with the locked dependencies
 $(VENV)/.installed: requirements-dev.lock
@@ -86,6 +86,9 @@ bench-flood: install                   ## row 8 alone: refresh p50/p99 alone and
 
 bench-memory: install                  ## Redis memory per live session at 0, 10 and 336 rotations
 	$(PY) bench/session_memory.py
+
+bench-dpop: install                    ## DPoP: bound refresh vs unbound (same run), DPoP vs Bearer at profile
+	$(PY) bench/dpop_bench.py
 
 lock:                                  ## re-resolve pyproject.toml: runtime lock (images) and dev lock
 	$(PY) -m pip install -q uv

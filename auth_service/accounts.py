@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from auth_service import events
 from auth_service.devices import LoginDevices
@@ -36,6 +37,7 @@ class SignedIn:
     refresh_token: str
     user: SessionUser
     device_cookie: str | None = None  # set by a login: the browser's renewed device cookie
+    token_type: Literal["Bearer", "DPoP"] = "Bearer"  # noqa: S105 - DPoP: the access token is bound (cnf.jkt)
 
 
 class Accounts:
@@ -48,7 +50,10 @@ class Accounts:
         issuer: TokenIssuer,
         devices: LoginDevices,
         revocations: RevocationPublisher,
+        bind_access_tokens: bool = False,
     ) -> None:
+        # ACCESS_TOKEN_BINDING=dpop: a bound session's access tokens carry its key (cnf.jkt).
+        self.bind_access_tokens = bind_access_tokens
         # Every revocation below is announced after it succeeded, so that the access tokens of the
         # ended sessions stop working at the resource services too (shared/revocations.py).
         self.revocations = revocations
@@ -65,8 +70,16 @@ class Accounts:
         return self.users.add(email=email, name=name, password_hash=password_hash)
 
     def login(
-        self, *, email: str, password: str, address: str, user_agent: str, device_cookie: str | None = None
+        self,
+        *,
+        email: str,
+        password: str,
+        address: str,
+        user_agent: str,
+        device_cookie: str | None = None,
+        proof_key: str = "",
     ) -> SignedIn:
+        """Log in; with `proof_key` (a checked DPoP proof's key thumbprint) the session is bound to it."""
         key = email_key(email)
         device = self.devices.recognise(key, device_cookie)
         # Admission first: a shed login costs no Redis or database call, is not counted as an attempt,
@@ -85,17 +98,17 @@ class Accounts:
             if self.passwords.needs_rehash(user.password_hash):
                 self.users.set_password_hash(user.id, self.passwords.hash(password))
         session_user = SessionUser(user.id, user.email, user.name)
-        session_id, refresh_token, ended = self.sessions.create(session_user, user_agent)
+        session_id, refresh_token, ended = self.sessions.create(session_user, user_agent, jkt=proof_key)
         for ended_session in ended:  # past the session cap
             self.revocations.session(ended_session)
             events.session_ended("cap", ended_session, user.id)
         events.login_succeeded(user.id, session_id)
-        signed_in = self._signed_in(session_user, session_id, refresh_token)
+        signed_in = self._signed_in(session_user, session_id, refresh_token, proof_key)
         return replace(signed_in, device_cookie=self.devices.issue(key, device_cookie))
 
-    def refresh(self, refresh_token: str) -> SignedIn:
+    def refresh(self, refresh_token: str, proof_key: str = "") -> SignedIn:
         try:
-            renewal = self.sessions.rotate(refresh_token)
+            renewal = self.sessions.rotate(refresh_token, jkt=proof_key)
         except InvalidRefreshToken as exc:
             if exc.reason == "reused":
                 events.refresh_token_reused(exc.user_id, exc.session_id)
@@ -105,10 +118,10 @@ class Accounts:
                 events.refresh_refused(exc.reason)
             raise
         events.refreshed(grace=renewal.grace)
-        return self._signed_in(renewal.user, renewal.session_id, renewal.refresh_token)
+        return self._signed_in(renewal.user, renewal.session_id, renewal.refresh_token, renewal.jkt)
 
-    def logout(self, refresh_token: str) -> None:
-        session_id = self.sessions.revoke_by_token(refresh_token)
+    def logout(self, refresh_token: str, proof_key: str = "") -> None:
+        session_id = self.sessions.revoke_by_token(refresh_token, jkt=proof_key)
         if session_id is not None:
             self.revocations.session(session_id)
             events.session_ended("logout", session_id)
@@ -130,6 +143,7 @@ class Accounts:
     def session_is_active(self, user_id: str, session_id: str) -> bool:
         return self.sessions.is_active(user_id, session_id)
 
-    def _signed_in(self, user: SessionUser, session_id: str, refresh_token: str) -> SignedIn:
-        access_token = self.issuer.issue(user_id=user.id, name=user.name, session_id=session_id)
-        return SignedIn(access_token, refresh_token, user)
+    def _signed_in(self, user: SessionUser, session_id: str, refresh_token: str, jkt: str = "") -> SignedIn:
+        bound_to = jkt if self.bind_access_tokens else ""
+        access_token = self.issuer.issue(user_id=user.id, name=user.name, session_id=session_id, jkt=bound_to)
+        return SignedIn(access_token, refresh_token, user, token_type="DPoP" if bound_to else "Bearer")

@@ -8,6 +8,7 @@ from auth_service.accounts import Accounts
 from auth_service.config import AuthConfig
 from auth_service.context import AuthContext
 from auth_service.devices import LoginDevices
+from auth_service.dpop import CookieProofs, ProofNonces, RedisReplayCache
 from auth_service.keys import load_refresh_key
 from auth_service.passwords import HashSlots, Passwords
 from auth_service.routes import ERRORS, bp, well_known
@@ -19,6 +20,7 @@ from shared.access_tokens import AccessTokenVerifier, JwksKeys
 from shared.app_wiring import create_service_app
 from shared.config import ConfigError
 from shared.database import DATABASE_UNAVAILABLE_ERRORS, create_database_engine, ping
+from shared.dpop import ProofVerifier
 from shared.redis_client import REDIS_UNAVAILABLE_ERRORS, RedisClient, ReplicatedWrites, create_redis_client
 from shared.revocations import RevocationPublisher
 
@@ -41,6 +43,7 @@ def build_app(config: AuthConfig | None = None) -> Flask:
     engine = create_database_engine(config.database_url)
     users = UserStore(engine)
     redis_client, writes = connect_redis(config)
+    refresh_key = load_refresh_key(config.refresh_key_file)
     issuer = TokenIssuer(
         config.signing_key_path,
         config.jwks_path,
@@ -63,7 +66,7 @@ def build_app(config: AuthConfig | None = None) -> Flask:
         sessions=SessionStore(
             redis_client,
             writes=writes,
-            refresh_key=load_refresh_key(config.refresh_key_file),
+            refresh_key=refresh_key,
             prefix=config.redis_prefix,
             ttl=config.refresh_token_ttl,
             reuse_grace=config.refresh_reuse_grace,
@@ -82,14 +85,37 @@ def build_app(config: AuthConfig | None = None) -> Flask:
         revocations=RevocationPublisher(
             redis_client, stream=config.revocation_stream, window=config.revocation_window, writes=writes
         ),
+        bind_access_tokens=config.access_token_binding == "dpop",  # noqa: S105 - a mode, not a secret
+    )
+    dpop = CookieProofs(
+        ProofVerifier(
+            public_origin=config.public_origin,
+            max_age=config.dpop_proof_max_age,
+            leeway=config.jwt_leeway,
+            replay=RedisReplayCache(redis_client, config.redis_prefix),
+            nonces=ProofNonces(refresh_key, config.dpop_proof_max_age) if config.dpop_nonce else None,
+        ),
+        require_bound=config.require_bound_sessions,
     )
 
     # Auth verifies its own Bearer endpoints with the same verifier the resource services use.
     verifier = AccessTokenVerifier(
-        JwksKeys(jwks=issuer.jwks), issuer=config.jwt_issuer, audience=config.jwt_audience, leeway=config.jwt_leeway
+        JwksKeys(jwks=issuer.jwks),
+        issuer=config.jwt_issuer,
+        audience=config.jwt_audience,
+        leeway=config.jwt_leeway,
+        proofs=ProofVerifier(
+            public_origin=config.public_origin, max_age=config.dpop_proof_max_age, leeway=config.jwt_leeway
+        ),
     )
     context = AuthContext(
-        config=config, verifier=verifier, accounts=accounts, issuer=issuer, redis=redis_client, engine=engine
+        config=config,
+        verifier=verifier,
+        accounts=accounts,
+        issuer=issuer,
+        redis=redis_client,
+        engine=engine,
+        dpop=dpop,
     )
     app = create_service_app(
         "auth_service",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
@@ -43,6 +44,11 @@ class AuthConfig(ServiceConfig):
     login_device_cookie_ttl: int = Field(365 * 86400, ge=60)
     # Live sessions one user may have; a login past it ends the user's oldest session.
     max_sessions_per_user: int = Field(50, ge=1, le=10_000)
+    # DPoP (RFC 9449, auth_service/dpop.py): proofs must carry a server nonce (DPoP-Nonce); a login
+    # without a proof is refused; access tokens of bound sessions carry `cnf.jkt` (token_type DPoP).
+    dpop_nonce: bool = False
+    require_bound_sessions: bool = False
+    access_token_binding: Literal["bearer", "dpop"] = "bearer"  # noqa: S105 - a mode, not a secret
     # argon2id cost; argon2-cffi's defaults (RFC 9106 low-memory profile) unless overridden.
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_cost: int = Field(65536, ge=8)

@@ -70,6 +70,14 @@ def csrf_rejected(endpoint: str | None) -> None:
     _event("csrf_rejected", logging.WARNING, endpoint=endpoint)
 
 
+def dpop_proof_refused(reason: str, session_id: str | None, endpoint: str | None) -> None:
+    """A DPoP proof failed a check, or a bound session's cookie came without its key's proof (a
+    stolen cookie?): the request was refused and changed nothing."""
+    if endpoint == "auth.refresh":
+        auth_refreshes.labels("invalid_dpop_proof").inc()
+    _event("dpop_proof_refused", logging.WARNING, session_id=session_id, reason=reason, endpoint=endpoint)
+
+
 def session_ended(reason: str, session_id: str, user_id: str | None = None) -> None:
     """`logout`, `revoked` (from the sessions list) or `cap` (the oldest, past the session cap)."""
     auth_sessions_revoked.labels(reason).inc()

@@ -14,6 +14,7 @@ from auth_service.accounts import Accounts, InvalidCredentials, SessionNotFound,
 from auth_service.config import AuthConfig
 from auth_service.context import AuthContext
 from auth_service.devices import DEVICE_COOKIE
+from auth_service.dpop import with_proof
 from auth_service.passwords import PasswordHashingBusy
 from auth_service.schemas import (
     JsonWebKeySet,
@@ -99,6 +100,7 @@ def _config() -> AuthConfig:
 def _token_response(signed_in: SignedIn, status: int = 200) -> Response:
     body = TokenResponse(
         access_token=signed_in.access_token,
+        token_type=signed_in.token_type,
         expires_in=_config().access_token_ttl,
         user=UserPublic(id=signed_in.user.id, email=signed_in.user.email, name=signed_in.user.name),
     )
@@ -178,45 +180,49 @@ def signup(body: SignupRequest) -> ViewResult:
 
 @bp.post("/login")
 @same_origin_only
+@with_proof(login=True)
 @operation(
     "Log in; sets the refresh_token and login_device cookies",
     body=LoginRequest,
     responses={200: TokenResponse},
     errors=(401, 403, 429),
 )
-def login(body: LoginRequest) -> ViewResult:
+def login(body: LoginRequest, proof_key: str) -> ViewResult:
     signed_in = _accounts().login(
         email=body.email,
         password=body.password,
         address=request.remote_addr or "unknown",
         user_agent=request.headers.get("User-Agent", ""),
         device_cookie=request.cookies.get(DEVICE_COOKIE),
+        proof_key=proof_key,
     )
     return _token_response(signed_in)
 
 
 @bp.post("/refresh")
 @same_origin_only
+@with_proof()
 @operation(
     "Exchange the refresh_token cookie for a new access token and cookie",
     responses={200: TokenResponse},
     errors=(401, 403),
 )
-def refresh() -> ViewResult:
+def refresh(proof_key: str) -> ViewResult:
     token = request.cookies.get(REFRESH_COOKIE)
     if not token:
         events.refresh_refused("missing")
         raise InvalidRefreshToken("missing")
-    return _token_response(_accounts().refresh(token))
+    return _token_response(_accounts().refresh(token, proof_key))
 
 
 @bp.post("/logout")
 @same_origin_only
+@with_proof()
 @operation("End this session and clear the cookie", responses={204: None}, errors=(403,))
-def logout() -> ViewResult:
+def logout(proof_key: str) -> ViewResult:
     token = request.cookies.get(REFRESH_COOKIE)
     if token:
-        _accounts().logout(token)
+        _accounts().logout(token, proof_key)
     return _clear_cookie(Response(status=204))
 
 

@@ -34,7 +34,7 @@ class UserEnvelope(BaseModel):
 
 class TokenResponse(BaseModel):
     access_token: str
-    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - a token type, not a secret
+    token_type: Literal["Bearer", "DPoP"] = "Bearer"  # noqa: S105 - a token type, not a secret
     expires_in: int
     user: UserPublic
 

@@ -60,6 +60,7 @@ class F:
     last_used_at = 4
     expires_at = 5
     user_agent = 6
+    jkt = 7  # a bound session's DPoP key thumbprint (auth_service/dpop.py); absent when unbound
 
 
 SESSION_FIELDS = tuple(key for key in vars(F) if not key.startswith("_"))
@@ -122,6 +123,7 @@ doc.u, doc.e, doc.n = user_id, email, name
 local s = {}
 s[F.generation], s[F.rotated_at], s[F.created_at], s[F.last_used_at] = 0, 0, now, now
 s[F.expires_at], s[F.user_agent] = now + tonumber(lifetime_ms), user_agent
+if jkt ~= '' then s[F.jkt] = jkt end
 doc.s[session_id] = s
 local ids = {}
 for sid in pairs(doc.s) do table.insert(ids, sid) end
@@ -140,27 +142,40 @@ end
 save(KEYS[1], doc)
 return ended
 """
-_CREATE_ARGS = ("session_id", "user_id", "email", "name", "user_agent", "lifetime_ms", "max_sessions")
+_CREATE_ARGS = ("session_id", "user_id", "email", "name", "user_agent", "lifetime_ms", "max_sessions", "jkt")
+# A bound session answers only to a proof of its key (`jkt`: the proof's thumbprint, '' without one);
+# anything else changes nothing, so a thief with the cookie can neither refresh nor log the owner out.
+_KEY_CHECK = """
+local function wrong_key(s)
+  if s[F.jkt] == nil or s[F.jkt] == jkt then return false end
+  if jkt == '' then return 'missing' end
+  return 'wrong_key'
+end
+"""
 
 # `presented` is the generation of a token whose proof checked out. KEYS: the user's document.
-_ROTATE = """
+_ROTATE = (
+    _KEY_CHECK
+    + """
 local now = now_ms()
 local doc = load(KEYS[1])
 local s = doc and doc.s[session_id]
 if not s then return {'invalid'} end
+local refused = wrong_key(s)
+if refused then return {'wrong_key', refused} end
 local current = s[F.generation]
 local generation = tonumber(presented)
 if generation == current then
   s[F.generation], s[F.rotated_at], s[F.last_used_at] = current + 1, now, now
   save(KEYS[1], doc)
-  return {'rotated', doc.u, doc.e, doc.n, current + 1}
+  return {'rotated', doc.u, doc.e, doc.n, current + 1, s[F.jkt] or ''}
 end
 -- Strictly inside the window: with no grace (0) a replaced token is reuse even in the same millisecond.
 if generation == current - 1 and now - s[F.rotated_at] < tonumber(grace_ms) then
   -- A write, so that WAIT on this connection also covers the rotation another request made.
   s[F.last_used_at] = now
   save(KEYS[1], doc)
-  return {'grace', doc.u, doc.e, doc.n, current}
+  return {'grace', doc.u, doc.e, doc.n, current, s[F.jkt] or ''}
 end
 if generation < current then
   doc.s[session_id] = nil
@@ -169,16 +184,21 @@ if generation < current then
 end
 return {'invalid'}
 """
-_ROTATE_ARGS = ("session_id", "presented", "grace_ms")
+)
+_ROTATE_ARGS = ("session_id", "presented", "grace_ms", "jkt")
 
 # Logout: only a holder of the current generation or the previous one may end the session, or
 # repeat the ending of a session it ended (its announcement may have failed).
 # KEYS: the user's document, the session's ended marker.
-_REVOKE_BY_TOKEN = """
+_REVOKE_BY_TOKEN = (
+    _KEY_CHECK
+    + """
 local generation = tonumber(presented)
 local function covers(user, last) return user and generation >= tonumber(last) - 1 and generation <= tonumber(last) end
 local doc = load(KEYS[1])
 local s = doc and doc.s[session_id]
+local refused = s and wrong_key(s)
+if refused then return {refused} end
 if s and covers(doc.u, s[F.generation]) then
   doc.s[session_id] = nil
   save(KEYS[1], doc)
@@ -189,7 +209,8 @@ end
 local ended = redis.call('HMGET', KEYS[2], 'user', 'last')
 if covers(ended[1], ended[2]) then return ended[1] end
 return false
-"""  # noqa: S105 - a script, not a secret
+"""
+)
 
 # KEYS: the user's document, the session's ended marker.
 _REVOKE_OWNED = """
@@ -214,6 +235,16 @@ for _ in pairs(doc.s) do sessions = sessions + 1 end
 redis.call('DEL', KEYS[1])
 return sessions
 """
+
+
+class SessionKeyMismatch(Exception):
+    """The session is bound to a DPoP key and the request has no proof of it (`reason`: missing or
+    wrong_key); nothing was changed."""
+
+    def __init__(self, session_id: str, reason: str) -> None:
+        super().__init__(reason)
+        self.session_id = session_id
+        self.reason = reason
 
 
 class InvalidRefreshToken(Exception):
@@ -241,6 +272,7 @@ class Renewal:
     user: SessionUser
     refresh_token: str
     grace: bool = False  # a race's loser got the winner's generation back (see the module docstring)
+    jkt: str = ""  # the DPoP key thumbprint the session is bound to, '' when unbound
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +352,7 @@ class SessionStore:
         self._create = SessionScript(client, _CREATE, args=_CREATE_ARGS)
         self._rotate = SessionScript(client, _ROTATE, args=_ROTATE_ARGS)
         self._revoke_by_token = SessionScript(
-            client, _REVOKE_BY_TOKEN, args=("session_id", "presented", "ended_ttl_ms")
+            client, _REVOKE_BY_TOKEN, args=("session_id", "presented", "ended_ttl_ms", "jkt")
         )
         self._revoke_owned = SessionScript(client, _REVOKE_OWNED, args=("user_id", "session_id", "ended_ttl_ms"))
         self._revoke_all = SessionScript(client, _REVOKE_ALL)
@@ -338,9 +370,9 @@ class SessionStore:
         """Run a script that changes sessions, confirmed by the replicas before anyone is told."""
         return self.writes.run_script(script.script, keys, script.values(args))
 
-    def create(self, user: SessionUser, user_agent: str) -> tuple[str, str, list[str]]:
-        """Start a session; return its id, first refresh token, and the ids of the sessions that
-        ended because the user was past the cap (the oldest)."""
+    def create(self, user: SessionUser, user_agent: str, jkt: str = "") -> tuple[str, str, list[str]]:
+        """Start a session (bound to the DPoP key `jkt` if given); return its id, first refresh
+        token, and the ids of the sessions that ended because the user was past the cap (the oldest)."""
         session_id = self.tokens.new_session_id(user.id)
         ended = self._write(
             self._create,
@@ -352,11 +384,13 @@ class SessionStore:
             user_agent=user_agent[:MAX_USER_AGENT],
             lifetime_ms=self.ttl_ms,
             max_sessions=self.max_per_user,
+            jkt=jkt,
         )
         return session_id, self.tokens.make(session_id, 0), [_text(sid) for sid in ended]
 
-    def rotate(self, token: str) -> Renewal:
-        """Exchange a refresh token for its successor, atomically; see the module docstring."""
+    def rotate(self, token: str, jkt: str = "") -> Renewal:
+        """Exchange a refresh token for its successor, atomically; see the module docstring. A bound
+        session needs `jkt`, the thumbprint of a checked DPoP proof's key (SessionKeyMismatch)."""
         session_id, generation = self.tokens.check(token)
         result = self._write(
             self._rotate,
@@ -364,18 +398,28 @@ class SessionStore:
             session_id=session_id,
             presented=generation,
             grace_ms=self.grace_ms,
+            jkt=jkt,
         )
         outcome = _text(result[0])
+        if outcome == "wrong_key":
+            raise SessionKeyMismatch(session_id, _text(result[1]))
         if outcome == "reused":
             raise InvalidRefreshToken("reused", user_id=_text(result[1]), session_id=session_id)
         if outcome == "invalid":
             raise InvalidRefreshToken("unknown")
         user = SessionUser(*(_text(value) for value in result[1:4]))
-        return Renewal(session_id, user, self.tokens.make(session_id, int(result[4])), grace=outcome == "grace")
+        return Renewal(
+            session_id,
+            user,
+            self.tokens.make(session_id, int(result[4])),
+            grace=outcome == "grace",
+            jkt=_text(result[5]),
+        )
 
-    def revoke_by_token(self, token: str) -> str | None:
+    def revoke_by_token(self, token: str, jkt: str = "") -> str | None:
         """End the session of a current (or just-replaced) refresh token and return its id (also
-        when this token already ended it); unknown tokens are ignored (None)."""
+        when this token already ended it); unknown tokens are ignored (None). A bound session
+        needs `jkt`, as for rotate()."""
         try:
             session_id, generation = self.tokens.check(token)
         except InvalidRefreshToken:
@@ -386,7 +430,10 @@ class SessionStore:
             session_id=session_id,
             presented=generation,
             ended_ttl_ms=self.ended_ttl_ms,
+            jkt=jkt,
         )
+        if isinstance(user_id, list):
+            raise SessionKeyMismatch(session_id, _text(user_id[0]))
         return session_id if user_id else None
 
     def revoke(self, user_id: str, session_id: str) -> bool:

@@ -45,9 +45,10 @@ class TokenIssuer:
         )
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(material)
 
-    def issue(self, *, user_id: str, name: str, session_id: str) -> str:
+    def issue(self, *, user_id: str, name: str, session_id: str, jkt: str = "") -> str:
+        """An access token; with `jkt` it is DPoP-bound to that key (RFC 9449 §6: `cnf.jkt`)."""
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": user_id,
@@ -57,6 +58,8 @@ class TokenIssuer:
             "sid": session_id,
             "name": name,
         }
+        if jkt:
+            claims["cnf"] = {"jkt": jkt}
         signing_input = (
             self._header_segment + b"." + base64url_encode(json.dumps(claims, separators=(",", ":")).encode())
         )

@@ -27,6 +27,7 @@ import requests
 from flask import g, request
 
 from shared.config import ServiceConfig
+from shared.dpop import DpopError, ProofVerifier, proof_header
 from shared.metrics import ServiceMetrics
 from shared.problems import Problem
 from shared.revocations import RevocationState
@@ -74,6 +75,8 @@ class Caller:
     expires_at: int
     issued_at: int = 0
     key_id: str = ""
+    # RFC 9449 `cnf.jkt`: the thumbprint of the key a DPoP-bound token must be presented with.
+    confirmation: str = ""
 
 
 class JwksKeys:
@@ -201,8 +204,11 @@ class AccessTokenVerifier:
         leeway: int = 5,
         cache_size: int = 10_000,
         revocations: RevocationState | None = None,
+        proofs: ProofVerifier | None = None,
     ) -> None:
         self.keys = keys
+        # DPoP-bound tokens come with a proof; its `jti`s are remembered per process (shared/dpop.py).
+        self.proofs = proofs if proofs is not None else ProofVerifier(public_origin=issuer, leeway=leeway)
         self.revocations = revocations if revocations is not None else RevocationState()
         self.issuer = issuer
         self.audience = audience
@@ -226,6 +232,9 @@ class AccessTokenVerifier:
             leeway=config.jwt_leeway,
             cache_size=config.verified_token_cache_size,
             revocations=RevocationState(),
+            proofs=ProofVerifier(
+                public_origin=config.public_origin, max_age=config.dpop_proof_max_age, leeway=config.jwt_leeway
+            ),
         )
 
     def verify(self, token: str) -> Caller:
@@ -292,6 +301,10 @@ class AccessTokenVerifier:
             raise TokenError("invalid_token", "The access token claims are malformed")
         if not (isinstance(exp, int) and isinstance(iat, int)):
             raise TokenError("invalid_token", "The access token claims are malformed")
+        confirmation = claims.get("cnf", {})
+        jkt = confirmation.get("jkt", "") if isinstance(confirmation, dict) else None
+        if not isinstance(jkt, str):
+            raise TokenError("invalid_token", "The access token claims are malformed")
         return Caller(
             id=sub,
             name=name if isinstance(name, str) else "",
@@ -300,6 +313,7 @@ class AccessTokenVerifier:
             expires_at=exp,
             issued_at=iat,
             key_id=kid,
+            confirmation=jkt,
         )
 
 
@@ -314,29 +328,55 @@ def _unverified_header(token: str) -> dict[str, Any]:
     return header
 
 
-def bearer_token() -> str:
-    """Return the Bearer token of the current request, or raise token_missing."""
+def _authorization() -> tuple[str, str]:
+    """The current request's scheme (lower case: `bearer` or `dpop`) and token; token_missing without one."""
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() != "bearer":
+    scheme = scheme.lower()
+    if scheme not in {"bearer", "dpop"}:
         raise TokenError("token_missing", "An access token is required")
     token = token.strip()
     if not token:
         raise TokenError("invalid_token", "The access token is empty")
-    return token
+    return scheme, token
+
+
+def bearer_token() -> str:
+    """Return the access token of the current request (Bearer or DPoP), or raise token_missing."""
+    return _authorization()[1]
+
+
+def check_binding(verifier: AccessTokenVerifier, caller: Caller, scheme: str, token: str) -> None:
+    """A DPoP-bound token (`cnf.jkt`) needs the DPoP scheme and a proof of its key with its `ath`;
+    an unbound one is a Bearer token (RFC 9449 §7)."""
+    if not caller.confirmation:
+        if scheme == "dpop":
+            raise DpopError("invalid_token", "The access token is not DPoP-bound: send it as Bearer", reason="unbound")
+        return
+    if scheme != "dpop":
+        raise DpopError("invalid_token", "The access token is DPoP-bound: send it as DPoP", reason="as_bearer")
+    proof = proof_header(request.headers)
+    if proof is None:
+        raise DpopError("invalid_dpop_proof", "A DPoP proof is required with this token", reason="missing")
+    checked = verifier.proofs.verify(proof, method=request.method, path=request.path, access_token=token)
+    if checked.jkt != caller.confirmation:
+        raise DpopError("invalid_dpop_proof", "The DPoP proof is not signed by the token's key", reason="wrong_key")
 
 
 def authenticate(still_active: Callable[[Caller], bool] | None = None) -> Caller:
-    """Verify the current request's Bearer token with the app's verifier and remember the caller;
-    `still_active` may refuse a valid token whose session ended (auth asks its session store).
-    Each call counts one outcome in access_token_verifications_total."""
+    """Verify the current request's access token (Bearer, or DPoP with its proof) with the app's
+    verifier and remember the caller; `still_active` may refuse a valid token whose session ended
+    (auth asks its session store). Each call counts one outcome in access_token_verifications_total
+    (a refused DPoP proof counts as `invalid`)."""
     verifier = ServiceContext.of().verifier
     try:
-        caller = verifier.verify(bearer_token())
+        scheme, token = _authorization()
+        caller = verifier.verify(token)
+        check_binding(verifier, caller, scheme, token)
         if still_active is not None and not still_active(caller):
             raise TokenError("token_revoked", "The session of this token has ended")
-    except TokenError as refusal:
+    except (TokenError, DpopError) as refusal:
         if verifier.metrics is not None:
-            verifier.metrics.token_verified(VERIFICATION_OUTCOMES[refusal.code])
+            verifier.metrics.token_verified(VERIFICATION_OUTCOMES.get(refusal.code, "invalid"))
         raise
     if verifier.metrics is not None:
         verifier.metrics.token_verified("ok")

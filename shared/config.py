@@ -146,6 +146,11 @@ class ServiceConfig(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     # Prometheus metrics at /metrics (shared/metrics.py); off only to measure what they cost.
     metrics_enabled: bool = True
+    # DPoP proofs (RFC 9449, shared/dpop.py): `htu` must name this origin plus the request's path
+    # (empty: the origin of JWT_ISSUER, the gateway's), never the Host header; `iat` may be this many
+    # seconds either way from now, plus JWT_LEEWAY.
+    dpop_public_origin: Annotated[str, AfterValidator(lambda url: url and is_http_url(url))] = ""
+    dpop_proof_max_age: int = Field(60, ge=1, le=600)
 
     @field_validator("trusted_proxy_addresses")
     @classmethod
@@ -192,6 +197,12 @@ class ServiceConfig(BaseSettings):
         if isinstance(alias, AliasChoices):
             alias = alias.choices[0]
         return (alias if isinstance(alias, str) else field_name).upper()
+
+    @property
+    def public_origin(self) -> str:
+        """The origin clients reach the services at, as DPoP proofs name it in `htu`."""
+        parts = urlsplit(self.dpop_public_origin or self.jwt_issuer)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def trusted_proxies(self) -> tuple[Network, ...]:

@@ -77,7 +77,7 @@ password_hash_shed = Counter(
 )
 auth_refreshes = Counter(
     "auth_refreshes_total",
-    "Refresh attempts by outcome (rotated, grace, reused, unknown, csrf_rejected)",
+    "Refresh attempts by outcome (rotated, grace, reused, unknown, missing, csrf_rejected, invalid_dpop_proof)",
     ["outcome"],
 )
 auth_sessions_revoked = Counter(

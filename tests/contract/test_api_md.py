@@ -91,7 +91,11 @@ def _emittable_codes() -> set[str]:
     codes |= {code for code, _title, _detail in gunicorn_errors._PROBLEMS.values()}
     sources = [path.read_text() for folder in CODE_FOLDERS for path in (REPO / folder).rglob("*.py")]
     sources.append((REPO / "gateway" / "nginx.conf.template").read_text())
-    patterns = [r'Problem(?:For)?\(\s*\d+,\s*"(\w+)"', r'TokenError\(\s*"(\w+)"', r'"code":\s*"(\w+)"']
+    patterns = [
+        r'Problem(?:For)?\(\s*\d+,\s*"(\w+)"',
+        r'(?:TokenError|DpopError)\(\s*"(\w+)"',
+        r'"code":\s*"(\w+)"',
+    ]
     for source in sources:
         for pattern in patterns:
             codes |= set(re.findall(pattern, source))
@@ -100,6 +104,6 @@ def _emittable_codes() -> set[str]:
 
 def test_every_error_code_the_code_can_emit_is_documented():
     codes = _emittable_codes()
-    assert {"csrf_rejected", "unsupported_media_type", "invalid_token", "bad_gateway"} <= codes  # the scan works
+    assert {"csrf_rejected", "unsupported_media_type", "invalid_token", "bad_gateway", "use_dpop_nonce"} <= codes
     undocumented = {code for code in codes if f"`{code}`" not in API_MD}
     assert undocumented == set()

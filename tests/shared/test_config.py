@@ -33,6 +33,9 @@ SHARED_VARIABLES = [
     ("MAX_BODY_BYTES", "10"),
     ("REVOCATION_FEED_URL", "notaurl"),
     ("REVOCATION_FEED_URL", "redis+sentinel://127.0.0.1:26379"),
+    ("DPOP_PUBLIC_ORIGIN", "localhost:8080"),
+    ("DPOP_PROOF_MAX_AGE", "0"),
+    ("DPOP_PROOF_MAX_AGE", "601"),
 ]
 AUTH_VARIABLES = [
     ("AUTH_DATABASE_URL", "nonsense"),
@@ -67,6 +70,9 @@ AUTH_VARIABLES = [
     ("PASSWORD_HASH_QUEUE", "-1"),
     ("PASSWORD_HASH_QUEUE_TIMEOUT_MS", "-5"),
     ("PASSWORD_HASH_QUEUE_TIMEOUT_MS", "60001"),
+    ("DPOP_NONCE", "maybe"),
+    ("REQUIRE_BOUND_SESSIONS", "maybe"),
+    ("ACCESS_TOKEN_BINDING", "mtls"),
 ]
 CASES = (
     [(config, name, value) for config in (AuthConfig, ProfileConfig, BoardConfig) for name, value in SHARED_VARIABLES]
@@ -202,6 +208,9 @@ def test_the_defaults_are_the_ones_readme_documents(monkeypatch):
     assert (auth.argon2_time_cost, auth.argon2_memory_cost, auth.argon2_parallelism) == (3, 65536, 4)
     assert auth.gateway_port == 8080 and auth.jwks_refetch_cooldown == 30
     assert auth.origins == {"http://localhost:8080", "http://127.0.0.1:8080"}
+    assert (auth.dpop_proof_max_age, auth.dpop_nonce, auth.require_bound_sessions) == (60, False, False)
+    assert (auth.access_token_binding, auth.public_origin) == ("bearer", "http://localhost:8080")
+    assert ProfileConfig(jwt_issuer="https://id.example.com/auth").public_origin == "https://id.example.com"
     gunicorn = runpy.run_path(str(REPO / "gunicorn.conf.py"))
     assert (gunicorn["workers"], gunicorn["threads"]) == (2, 4)
     assert gunicorn["worker_class"] == "shared.gunicorn_errors.ThreadProblemWorker"  # gthread, problem errors
