@@ -52,8 +52,9 @@ def _json_lines(stack: Stack) -> list[dict]:
 
 
 def _logged(stack: Stack, service: str, request_id: str) -> dict:
-    """The access line `service` wrote for a request (the gateway's too), waiting for honcho to relay it."""
-    for _ in range(100):
+    """The access line `service` wrote for a request (the gateway's too), waiting for honcho to relay it
+    (up to about 15 s: on a loaded machine the relay lags)."""
+    for _ in range(300):
         found = [
             line
             for line in _json_lines(stack)

@@ -166,6 +166,9 @@ class GatewayProcess(MovesOffATakenPort):
 
     def _start_on_port(self) -> GatewayProcess:
         self._write_config()
+        # nginx leaves its socket file behind when it stops, or fails to start on a taken port; a
+        # stale one would make every later start fail as if its port were taken.
+        (self.prefix / "status.sock").unlink(missing_ok=True)
         errors = self.prefix / "nginx-stderr.log"
         with errors.open("wb") as stderr:
             self.process = subprocess.Popen(
