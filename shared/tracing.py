@@ -12,7 +12,8 @@ Configuration is OpenTelemetry's own environment variables:
 - `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: spans go there by OTLP over
   HTTP (protobuf), in batches (`OTEL_BSP_*`); `OTEL_EXPORTER_OTLP_HEADERS`, `..._TIMEOUT`,
   `..._COMPRESSION`, `..._CERTIFICATE` and their `_TRACES_` forms are read by the exporter. Unset:
-  no exporter and no connection is ever attempted; spans are still made, so logs carry trace ids.
+  no exporter and no connection is ever attempted, and no span is made: each request only gets
+  trace ids (the caller's `traceparent` continued, or a new trace) for its log lines.
   `OTEL_TRACES_EXPORTER=none` turns the exporter off with an endpoint set.
 - `OTEL_SERVICE_NAME` (default: the service, e.g. `auth_service`), `OTEL_RESOURCE_ATTRIBUTES`,
   `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` (default `parentbased_always_on`),
@@ -156,25 +157,52 @@ class RecordedWhenExported(Sampler):
 
 
 def instrument_service(app: Flask, service: str, *, engine: Engine | None = None) -> None:
-    """Trace the app's requests and, when spans go somewhere, its engine's statements, Redis commands
-    and outgoing requests; start the provider now unless gunicorn starts it in each worker. Nothing
-    when disabled."""
+    """Trace the app's requests and its engine's statements, Redis commands and outgoing requests
+    when spans go somewhere; without an exporter, only give each request its trace ids. Start the
+    provider now unless gunicorn starts it in each worker. Nothing when disabled."""
     if not tracing_enabled():
         return
-    from opentelemetry.instrumentation.flask import FlaskInstrumentor
-
     if not _state.in_workers:
         # First, so the instrumentations get the provider's tracers, not proxies that look it up per span.
         start_tracing(service)
+    if exporter_endpoint() is None and not (_state.sampler is not None and _state.sampler.exported):
+        # Spans nobody reads would cost a quarter of a short request (the Flask instrumentation's
+        # own work, recorded or not: `make bench` row 9); the log lines still name the trace.
+        _trace_ids_without_spans(app)
+        return
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
     FlaskInstrumentor.instrument_app(  # type: ignore[no-untyped-call]
         app, excluded_urls=os.environ.get("OTEL_PYTHON_FLASK_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS)
     )
-    # Without an exporter only the request's span matters (its ids are in the log lines and carry a
-    # traceparent on); the others would be dropped unseen, after costing about a tenth of a request.
-    if exporter_endpoint() is not None or (_state.sampler is not None and _state.sampler.exported):
-        if engine is not None:
-            trace_engine(engine)
-        _instrument_clients()
+    if engine is not None:
+        trace_engine(engine)
+    _instrument_clients()
+
+
+def _trace_ids_without_spans(app: Flask) -> None:
+    """Each request runs in a span context that is not recorded: the caller's trace continued (the
+    W3C `traceparent`, read by OpenTelemetry's propagator) or a new one, with a span id of its own,
+    so its log lines carry `trace_id` and `span_id` as when spans are exported."""
+    from flask import g, request
+    from opentelemetry import context, propagate
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    ids = RandomIdGenerator()
+
+    @app.before_request
+    def _enter_trace() -> None:
+        parent = trace.get_current_span(propagate.extract(request.headers)).get_span_context()
+        trace_id = parent.trace_id if parent.is_valid else ids.generate_trace_id()
+        span = NonRecordingSpan(SpanContext(trace_id, ids.generate_span_id(), False, TraceFlags(0)))
+        g.trace_context_token = context.attach(trace.set_span_in_context(span))
+
+    @app.teardown_request
+    def _leave_trace(_error: BaseException | None) -> None:
+        token = g.pop("trace_context_token", None)
+        if token is not None:
+            context.detach(token)
 
 
 def trace_engine(engine: Engine) -> None:

@@ -221,7 +221,7 @@ print(json.dumps({
 
 def _probe(**env: str) -> dict:
     base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    traceparent, _, _ = _traceparent()
+    traceparent, trace_id, _ = _traceparent()
     done = subprocess.run(
         [sys.executable, "-c", PROBE, traceparent],
         cwd=REPO,
@@ -231,7 +231,7 @@ def _probe(**env: str) -> dict:
         check=True,
         timeout=60,
     )
-    return json.loads(done.stdout.splitlines()[-1])
+    return {**json.loads(done.stdout.splitlines()[-1]), "sent_trace_id": trace_id}
 
 
 def test_the_exporter_is_off_by_default_and_on_with_an_endpoint():
@@ -239,7 +239,7 @@ def test_the_exporter_is_off_by_default_and_on_with_an_endpoint():
     # exporter thread to send them.
     off = _probe()
     assert off["provider"] == "TracerProvider"
-    assert len(off["line"]["trace_id"]) == 32
+    assert off["line"]["trace_id"] == off["sent_trace_id"]  # the caller's trace, continued
     assert off["line"]["recording"] is False
     assert not [name for name in off["threads"] if name.startswith("OtelBatch")]
     # With an endpoint, a batch exporter runs (nothing listens there; its failures are its own).
