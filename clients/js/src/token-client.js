@@ -34,7 +34,7 @@
 
 import { describeRequest, sentAuthorization, unauthorizedOutcome, withBearer } from "./bearer-request.js";
 import { DpopKeys } from "./dpop.js";
-import { ServerClock, sessionFromTokenResponse } from "./clock.js";
+import { ServerClock, parseHttpDate, sessionFromTokenResponse } from "./clock.js";
 import { NetworkError, ProblemError, SessionEndedError, authErrorCode, isNetworkFailure, readProblem } from "./errors.js";
 import { RefreshTimers } from "./refresh-timers.js";
 import { RETRY_DEFAULTS, fetchWithRetry, isRetryableStatus, retryAfterMs } from "./retrying-fetch.js";
@@ -230,7 +230,18 @@ export class TokenClient {
           headers: { "Content-Type": "application/json", Accept: "application/json" },
           body: JSON.stringify({ email, password }),
         };
-        let response = await this.#proved(key, this.#endpoints.login, init, (i) => this.#call(this.#endpoints.login, i));
+        const send = (i) => this.#call(this.#endpoints.login, i);
+        let response = await this.#proved(key, this.#endpoints.login, init, send);
+        if (key && response.status === 401 && await authErrorCode(response) === "invalid_dpop_proof") {
+          // A proof's `iat` is checked against the server's clock, which this tab has not heard yet:
+          // when the answer's Date shows this clock is off, sign again by the server's time, once.
+          const before = this.#clock.offset;
+          this.#clock.observe(parseHttpDate(response.headers.get("Date")), this.#clock.local());
+          if (this.#clock.offset !== before) {
+            this.#emit("info", "the DPoP proof's time was off by this clock → signed again by the server's");
+            response = await this.#proved(key, this.#endpoints.login, init, send);
+          }
+        }
         if (key && response.status === 401 && await authErrorCode(response) === "invalid_dpop_proof") {
           // The server refused this browser's proof (its public origin is not this page's?): an
           // unbound session rather than none; unless it requires bound sessions, it then says no again.
