@@ -69,7 +69,11 @@ def test_bound_session_lives_through_reload_second_tab_expiry_and_logout(
 
     stored = app.page.evaluate(STORED_KEY)
     assert stored["privateKey"] == {
-        "isCryptoKey": True, "extractable": False, "type": "private", "algorithm": "ECDSA", "curve": "P-256",
+        "isCryptoKey": True,
+        "extractable": False,
+        "type": "private",
+        "algorithm": "ECDSA",
+        "curve": "P-256",
     }
     assert stored["publicKey"]["isCryptoKey"] and stored["publicKey"]["type"] == "public"
     assert stored["exported"] == "refused"
@@ -103,9 +107,7 @@ def test_bound_session_lives_through_reload_second_tab_expiry_and_logout(
     assert app.page.evaluate(STORED_KEY) is None
 
 
-def test_a_copied_refresh_cookie_is_worthless_in_another_browser(
-    stack: Stack, browsing: Browsing, app: WebApp
-) -> None:
+def test_a_copied_refresh_cookie_is_worthless_in_another_browser(stack: Stack, browsing: Browsing, app: WebApp) -> None:
     app.log_in(sign_up_by_api(stack.url, "Eve's victim"))
     thumbprint(app)
     stolen = [cookie for cookie in app.page.context.cookies() if cookie["name"] == "refresh_token"]
