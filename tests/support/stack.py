@@ -25,8 +25,11 @@ SERVICES = ("auth", "profile", "board")
 
 
 class Stack:
-    def __init__(self, var_dir: Path, **env: str) -> None:
+    def __init__(self, var_dir: Path, *, browser_origin: bool = False, **env: str) -> None:
+        """`browser_origin`: DPOP_PUBLIC_ORIGIN is http://localhost:<gateway port>, the origin a
+        browser test opens, so its DPoP proofs' `htu` match (kept right when the ports change)."""
         self.var_dir = var_dir
+        self.browser_origin = browser_origin
         self.ports = {
             name: free_port() for name in ("gateway", *SERVICES, "redis", "gateway_status", "gateway_metrics")
         }
@@ -44,8 +47,13 @@ class Stack:
             "WEB_CONCURRENCY": "2",
             **env,
         }
+        self._derive_origin()
         self.log_path = var_dir / "stack.log"
         self.process: subprocess.Popen | None = None
+
+    def _derive_origin(self) -> None:
+        if self.browser_origin:
+            self.env["DPOP_PUBLIC_ORIGIN"] = f"http://localhost:{self.ports['gateway']}"
 
     @property
     def url(self) -> str:
@@ -68,6 +76,7 @@ class Stack:
             except PortTaken:
                 self.ports = {name: free_port() for name in self.ports}
                 self.env.update({f"{name.upper()}_PORT": str(port) for name, port in self.ports.items()})
+                self._derive_origin()
         raise RuntimeError(f"the stack found taken ports {START_ATTEMPTS} times:\n{self.log()}")
 
     def _start_on_ports(self, timeout: float) -> Stack:

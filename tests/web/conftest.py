@@ -47,6 +47,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL),
         JWT_LEEWAY="0",
         REFRESH_REUSE_GRACE="0",
+        browser_origin=True,
     ).start()
     yield running
     running.stop()

@@ -44,7 +44,8 @@ def test_reload_keeps_the_session_and_no_token_is_readable(stack, app, context):
         cookie: document.cookie,
         databases: indexedDB.databases ? (await indexedDB.databases()).map((d) => d.name) : [],
     })""")
-    assert stored == {"local": [], "session": [], "cookie": "", "databases": []}
+    # The one database is the DPoP key's: a non-extractable key pair, no token (tests/web/test_dpop.py).
+    assert stored == {"local": [], "session": [], "cookie": "", "databases": ["silent-auth-dpop"]}
     html = app.page.content()
     assert access_token not in html and not JWT.search(html)
 

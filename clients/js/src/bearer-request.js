@@ -19,10 +19,10 @@ export function sentAuthorization(input, init = {}) {
   return headersOf(input, init).has("Authorization");
 }
 
-/** `init` with `Authorization: Bearer <token>` (and the caller's other headers); no token, no header. */
-export function withBearer(input, init, token) {
+/** `init` with `Authorization: <scheme> <token>` (and the caller's other headers); no token, no header. */
+export function withBearer(input, init, token, scheme = "Bearer") {
   const headers = headersOf(input, init);
-  if (token) headers.set("Authorization", `Bearer ${token}`);
+  if (token) headers.set("Authorization", `${scheme} ${token}`);
   return { ...init, headers };
 }
 

@@ -74,6 +74,7 @@ export function sessionFromTokenResponse(body, clock, { receivedAt = clock.local
   return Object.freeze({
     token: body.access_token,
     sid: claims.sid,
+    tokenType: body.token_type === "DPoP" ? "DPoP" : "Bearer",
     jti: claims.jti,
     user: Object.freeze({ ...body.user }),
     issuedAt: expiresAt - lifetime,

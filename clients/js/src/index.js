@@ -11,3 +11,4 @@ export { ProblemError, SessionEndedError, NetworkError, readProblem, authErrorCo
 export { decodeJwt } from "./jwt.js";
 export { ServerClock } from "./clock.js";
 export { LockTimeoutError } from "./tab-coordinator.js";
+export { DpopKey, DpopKeys, IndexedDbKeyStore, jwkThumbprint } from "./dpop.js";

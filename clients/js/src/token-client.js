@@ -9,6 +9,7 @@
  *   wake-watcher.js      visibility, online, back-forward cache and late timers
  *   refresh-timers.js    refresh ahead of expiry, and try again later after a failure
  *   bearer-request.js    the token on a call, the caller's own Authorization, what a 401 means
+ *   dpop.js              the browser's DPoP key (WebCrypto, non-extractable, in IndexedDB) and its proofs
  *
  * The rules (what this file decides):
  * - Retry exactly once. Only a 401 `token_expired` (or `invalid_token` for a token this client
@@ -23,12 +24,17 @@
  * - Only a 401 from the refresh ends the session. A network failure sets `offline` and keeps the
  *   session; a 5xx or 429 is retried later. Both are renewed when the network is back, the page
  *   is shown again, or the recovery timer fires (backoff with jitter, at most once a minute).
+ * - DPoP (RFC 9449). Login makes a new key and sends a proof of it, so the session is bound to this
+ *   browser; refresh and logout send a proof of the kept key (a new one for each attempt), logout
+ *   deletes the key. A 401 `use_dpop_nonce` is answered once with a proof carrying the server's
+ *   `DPoP-Nonce`. Without WebCrypto or IndexedDB the session is unbound (and the state says so).
  * - Waking up (page shown, online, a late timer) checks the token against the time now and
  *   refreshes at once if it has expired, and calls made meanwhile wait for that refresh.
  */
 
 import { describeRequest, sentAuthorization, unauthorizedOutcome, withBearer } from "./bearer-request.js";
-import { ServerClock, sessionFromTokenResponse } from "./clock.js";
+import { DpopKeys } from "./dpop.js";
+import { ServerClock, parseHttpDate, sessionFromTokenResponse } from "./clock.js";
 import { NetworkError, ProblemError, SessionEndedError, authErrorCode, isNetworkFailure, readProblem } from "./errors.js";
 import { RefreshTimers } from "./refresh-timers.js";
 import { RETRY_DEFAULTS, fetchWithRetry, isRetryableStatus, retryAfterMs } from "./retrying-fetch.js";
@@ -68,12 +74,18 @@ export class TokenClient {
   #random;
   #fetch;
   #timers;
+  #dpop;                    // DpopKeys, or null when turned off
+  #dpopNonce = null;        // the latest DPoP-Nonce the server sent
+  #origin;
 
   constructor({ refreshAhead = 60, name = "silent-auth", endpoints = {}, settleMs = 50, lockTimeoutMs = 10_000,
                 retry = {}, wake = true, now = () => Date.now(), random = Math.random,
                 timers = globalThis, locks = globalThis.navigator?.locks,
                 BroadcastChannel: Channel = globalThis.BroadcastChannel,
-                fetch: fetchImpl = globalThis.fetch.bind(globalThis) } = {}) {
+                fetch: fetchImpl = globalThis.fetch.bind(globalThis), dpop = true,
+                origin = globalThis.location?.origin ?? "http://localhost" } = {}) {
+    this.#origin = origin;
+    this.#dpop = dpop === false ? null : new DpopKeys({ name, ...(typeof dpop === "object" ? dpop : {}) });
     this.#refreshAhead = Math.max(0, Number(refreshAhead) || 0);
     this.#endpoints = { ...DEFAULT_ENDPOINTS, ...endpoints };
     this.#timers = {
@@ -212,19 +224,46 @@ export class TokenClient {
     this.#loginsPending += 1;
     try {
       return await this.#tabs.withLock(async (share) => {
-        const response = await this.#call(this.#endpoints.login, {
+        let key = await this.#newKey();
+        const init = {
           method: "POST", credentials: "same-origin",
           headers: { "Content-Type": "application/json", Accept: "application/json" },
           body: JSON.stringify({ email, password }),
-        });
+        };
+        const send = (i) => this.#call(this.#endpoints.login, i);
+        let response = await this.#proved(key, this.#endpoints.login, init, send);
+        if (key && response.status === 401 && await authErrorCode(response) === "invalid_dpop_proof") {
+          // A proof's `iat` is checked against the server's clock, which this tab has not heard yet:
+          // when the answer's Date shows this clock is off, sign again by the server's time, once.
+          const before = this.#clock.offset;
+          this.#clock.observe(parseHttpDate(response.headers.get("Date")), this.#clock.local());
+          if (this.#clock.offset !== before) {
+            this.#emit("info", "the DPoP proof's time was off by this clock → signed again by the server's");
+            response = await this.#proved(key, this.#endpoints.login, init, send);
+          }
+        }
+        if (key && response.status === 401 && await authErrorCode(response) === "invalid_dpop_proof") {
+          // The server refused this browser's proof (its public origin is not this page's?): an
+          // unbound session rather than none; unless it requires bound sessions, it then says no again.
+          this.#emit("warn", "the server refused the DPoP proof of the login → logging in unbound");
+          key = null;
+          response = await this.#call(this.#endpoints.login, init);
+        }
         if (!response.ok) throw await ProblemError.from(response);
-        const session = await this.#sessionFrom(response);
+        let session = await this.#sessionFrom(response, key);
+        if (key) {
+          try {
+            await this.#dpop.keep(key);
+          } catch (error) {
+            this.#emit("warn", `the DPoP key could not be kept (${error.message}) → this tab only; a reload logs out`);
+          }
+        }
         if (action !== this.#action) {
           this.#emit("warn", "a login answer arrived after a newer login or logout → dropped");
           throw new SessionEndedError("A newer login or logout replaced this one.");
         }
         this.#switchTo(session);
-        this.#emit("ok", `logged in as ${session.user.name}`);
+        this.#emit("ok", `logged in as ${session.user.name}${session.keyThumbprint ? " (bound to this browser)" : ""}`);
         share({ type: "session", session });
         return session.user;
       });
@@ -250,8 +289,14 @@ export class TokenClient {
     this.#end("You logged out.", "logged out", { share: true });
     try {
       await this.#tabs.withLock(async () => {
-        const response = await this.#call(this.#endpoints.logout, { method: "POST", credentials: "same-origin" });
-        if (!response.ok) throw await ProblemError.from(response);
+        const key = await this.#keptKey();
+        try {
+          const response = await this.#proved(key, this.#endpoints.logout, { method: "POST", credentials: "same-origin" },
+                                              (init) => this.#call(this.#endpoints.logout, init));
+          if (!response.ok) throw await ProblemError.from(response);
+        } finally {
+          if (key) await this.#dpop.forget().catch((error) => this.#emit("warn", `the DPoP key could not be deleted: ${error.message}`));
+        }
       });
     } catch (error) {
       this.#emit("error", `logout did not reach the server: ${error.message}`);
@@ -327,7 +372,17 @@ export class TokenClient {
     return second;
   }
 
-  #send(input, init, token) {
+  async #send(input, init, token) {
+    if (token && this.#session?.token === token && this.#session.tokenType === "DPoP") {
+      // A DPoP-bound access token (ACCESS_TOKEN_BINDING=dpop): `DPoP <token>` and a proof with its hash.
+      const key = await this.#keptKey();
+      if (key) {
+        const method = (init.method || (input instanceof Request ? input.method : "GET")).toUpperCase();
+        const url = input instanceof Request ? input.url : String(input);
+        return this.#proved(key, url, { ...withBearer(input, init, token, "DPoP"), method },
+                            (prepared) => this.#call(input, prepared), token);
+      }
+    }
     return this.#call(input, withBearer(input, init, token));
   }
 
@@ -387,8 +442,10 @@ export class TokenClient {
     this.#refreshes += 1;
     this.#setState(this.getSnapshot().status, current, this.getSnapshot().reason, true);
     let response;
+    const key = await this.#keptKey();
     try {
-      response = await fetchWithRetry(this.#fetch, this.#endpoints.refresh, {
+      response = await fetchWithRetry((input, init) => this.#proved(key, input, init, (i) => this.#fetch(input, i)),
+                                      this.#endpoints.refresh, {
         method: "POST", credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store",
       }, { ...this.#retry, random: this.#random, now: () => this.#clock.local(),
            onRetry: ({ attempt, delay, reason }) =>
@@ -403,7 +460,7 @@ export class TokenClient {
       throw error;
     }
     if (response.ok) {
-      const session = await this.#sessionFrom(response);
+      const session = await this.#sessionFrom(response, key);
       this.#refreshTimers.succeeded();
       this.#setOffline(false);
       if (epoch !== this.#epoch) {
@@ -444,17 +501,72 @@ export class TokenClient {
     throw new ProblemError(problem);
   }
 
-  async #sessionFrom(response) {
+  async #sessionFrom(response, key = null) {
     const receivedAt = this.#clock.local();
     const body = await response.json();
     const before = this.#clock.offset;
-    const session = sessionFromTokenResponse(body, this.#clock, { receivedAt, date: response.headers.get("Date") });
+    const session = Object.freeze({
+      ...sessionFromTokenResponse(body, this.#clock, { receivedAt, date: response.headers.get("Date") }),
+      keyThumbprint: key?.thumbprint ?? null,
+    });
     const offset = this.#clock.offset;
     if (Math.abs(offset - before) >= 1000) {
       this.#emit("info", offset === 0 ? "this clock agrees with the server's"
         : `this clock is ${Math.round(Math.abs(offset) / 1000)} s ${offset > 0 ? "behind" : "ahead of"} the server's → timing by the server's`);
     }
     return session;
+  }
+
+  // ---- DPoP ----------------------------------------------------------------------------------
+
+  /** A new key for a login, or null (unbound) when DPoP is off, unavailable or failed. */
+  async #newKey() {
+    if (!this.#dpop) return null;
+    if (!this.#dpop.available) {
+      this.#emit("warn", `no ${this.#dpop.missing} in this browser → the session is not bound to it`);
+      return null;
+    }
+    try {
+      return await this.#dpop.create();
+    } catch (error) {
+      this.#emit("warn", `no DPoP key could be made (${error.message}) → the session is not bound to this browser`);
+      return null;
+    }
+  }
+
+  /** The key kept by a login of this browser (any tab), or null. */
+  async #keptKey() {
+    if (!this.#dpop?.available) return null;
+    try {
+      return await this.#dpop.current();
+    } catch (error) {
+      this.#emit("warn", `the DPoP key could not be read: ${error.message}`);
+      return null;
+    }
+  }
+
+  /**
+   * `send(init)` with a new DPoP proof of `key` for `path` (none without a key); a 401
+   * `use_dpop_nonce` is answered once with a proof carrying the server's nonce. Every answer's
+   * `DPoP-Nonce` is kept for the next proof.
+   */
+  async #proved(key, path, init, send, accessToken = null) {
+    if (!key) return send(init);
+    const attempt = async () => {
+      const htu = new URL(path, this.#origin).href;
+      const proof = await key.proof({ htm: init.method ?? "GET", htu, now: this.#clock.now(),
+                                      nonce: this.#dpopNonce, accessToken });
+      const headers = new Headers(init.headers);
+      headers.set("DPoP", proof);
+      const response = await send({ ...init, headers });
+      const nonce = response.headers.get("DPoP-Nonce");
+      if (nonce) this.#dpopNonce = nonce;
+      return { response, nonce };
+    };
+    const { response, nonce } = await attempt();
+    if (response.status !== 401 || !nonce || await authErrorCode(response) !== "use_dpop_nonce") return response;
+    this.#emit("info", "the server asked for a DPoP nonce → signed again with it");
+    return (await attempt()).response;
   }
 
   /** Try again later after a refresh failed for a reason that may pass (offline, 5xx, 429). */
@@ -593,6 +705,8 @@ export class TokenClient {
       refreshes: this.#refreshes,
       offline: this.#offline,
       clockOffset: this.#clock?.offset ?? 0,
+      keyThumbprint: session?.keyThumbprint ?? null,
+      dpop: !this.#dpop ? "off" : this.#dpop.available ? "available" : `no ${this.#dpop.missing}`,
       reason,
     };
   }

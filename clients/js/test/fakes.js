@@ -66,6 +66,38 @@ export class FakeClock {
   }
 }
 
+/**
+ * Check a DPoP proof the way RFC 9449 §4.3 does, with Node's WebCrypto: header exactly {typ, alg,
+ * jwk}, the signature by that jwk, and the claims. Returns {header, claims, jkt}; throws on a bad one.
+ */
+export async function verifyProof(proof, { htm, htu }) {
+  const [head, body, signature] = proof.split(".");
+  const header = JSON.parse(Buffer.from(head, "base64url").toString());
+  const claims = JSON.parse(Buffer.from(body, "base64url").toString());
+  if (Object.keys(header).sort().join() !== "alg,jwk,typ" || header.typ !== "dpop+jwt" || header.alg !== "ES256") {
+    throw new Error(`bad header ${JSON.stringify(header)}`);
+  }
+  if (Object.keys(header.jwk).sort().join() !== "crv,kty,x,y") throw new Error("jwk is not exactly a public EC key");
+  const key = await crypto.subtle.importKey("jwk", header.jwk, { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
+  const raw = Buffer.from(signature, "base64url");
+  if (raw.length !== 64) throw new Error("signature is not raw r||s");
+  const ok = await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, raw, Buffer.from(`${head}.${body}`));
+  if (!ok) throw new Error("signature does not verify");
+  if (claims.htm !== htm || claims.htu !== htu) throw new Error(`wrong htm/htu ${claims.htm} ${claims.htu}`);
+  if (typeof claims.jti !== "string" || !Number.isInteger(claims.iat)) throw new Error("no jti or iat");
+  const { crv, kty, x, y } = header.jwk;
+  const digest = await crypto.subtle.digest("SHA-256", Buffer.from(JSON.stringify({ crv, kty, x, y })));
+  return { header, claims, jkt: Buffer.from(digest).toString("base64url") };
+}
+
+/** A key store in memory (IndexedDB's part, for Node): one per browser profile, shared by its tabs. */
+export class MemoryKeyStore {
+  pair = null;
+  async load() { return this.pair; }
+  async save(pair) { this.pair = pair; }
+  async remove() { this.pair = null; }
+}
+
 const b64 = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
 /** A JWT-shaped token (unsigned: the client never verifies, it only reads times and ids). */
@@ -99,6 +131,9 @@ export class FakeServer {
     this.refreshAnswers = [];     // queued answers for refresh: () => Response (then the normal one)
     this.loseNextRefreshAnswer = false;
     this.issued = 0;
+    this.nonce = null;            // when set, proofs must carry it (DPOP_NONCE=true)
+    this.seenJtis = new Set();
+    this.tokenType = "Bearer";
     this.fetch = this.fetch.bind(this);
   }
 
@@ -118,24 +153,25 @@ export class FakeServer {
     this.issued += 1;
     const iat = Math.floor(this.serverNow() / 1000);
     const token = makeToken({ sub: "u1", sid, jti: `t${this.issued}`, iat, exp: iat + this.ttl, typ: "access" });
-    return json(200, { access_token: token, token_type: "Bearer", expires_in: this.ttl,
+    return json(200, { access_token: token, token_type: this.tokenType, expires_in: this.ttl,
                        user: { id: "u1", email: "u@example.com", name: "U" } },
                 { Date: new Date(this.serverNow()).toUTCString() });
   }
 
-  login() {
+  login(proof = null) {
     const sid = `s${this.sessions.size + 1}`;
-    this.sessions.set(sid, { generation: 0, rotatedAt: this.serverNow(), revoked: false });
+    this.sessions.set(sid, { generation: 0, rotatedAt: this.serverNow(), revoked: false, jkt: proof?.jkt ?? null });
     this.jar = `${sid}.0`;
     return this.#tokenFor(sid);
   }
 
-  refresh() {
+  refresh(proof = null) {
     if (!this.jar) return problem(401, "refresh_token_missing");
     const [sid, generationText] = this.jar.split(".");
     const session = this.sessions.get(sid);
     const generation = Number(generationText);
     if (!session || session.revoked) return problem(401, "invalid_refresh_token");
+    if (session.jkt && proof?.jkt !== session.jkt) return problem(401, "invalid_dpop_proof");
     if (generation === session.generation) {
       session.generation += 1;
       session.rotatedAt = this.serverNow();
@@ -156,13 +192,39 @@ export class FakeServer {
     return problem(401, "invalid_refresh_token");
   }
 
-  api(request) {
+  async api(request) {
     const auth = request.headers.get("Authorization");
     if (!auth) return problem(401, "token_missing");
-    const claims = JSON.parse(Buffer.from(auth.slice(7).split(".")[1], "base64url").toString());
+    const [scheme, token] = auth.split(" ");
+    if (this.tokenType === "DPoP") {
+      if (scheme !== "DPoP" || !request.headers.get("DPoP")) return problem(401, "invalid_dpop_proof");
+      const url = new URL(request.url);
+      const { claims } = await verifyProof(request.headers.get("DPoP"), { htm: request.method, htu: url.origin + url.pathname });
+      const ath = Buffer.from(await crypto.subtle.digest("SHA-256", Buffer.from(token))).toString("base64url");
+      if (claims.ath !== ath) return problem(401, "invalid_dpop_proof");
+    }
+    const claims = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
     if (this.sessions.get(claims.sid)?.revoked) return problem(401, "token_revoked");
     if (claims.exp * 1000 <= this.serverNow()) return problem(401, "token_expired");
     return json(200, { ok: true, sid: claims.sid });
+  }
+
+  /** The request's proof checked (null without one), or the problem to answer with. */
+  async #proof(request, path) {
+    const header = request.headers.get("DPoP");
+    if (!header) return { proof: null };
+    let proof;
+    try {
+      proof = await verifyProof(header, { htm: request.method, htu: `http://localhost${path}` });
+    } catch {
+      return { refused: problem(401, "invalid_dpop_proof") };
+    }
+    if (this.seenJtis.has(proof.claims.jti)) return { refused: problem(401, "invalid_dpop_proof") };
+    if (this.nonce && proof.claims.nonce !== this.nonce) {
+      return { refused: problem(401, "use_dpop_nonce", { "DPoP-Nonce": this.nonce }) };
+    }
+    this.seenJtis.add(proof.claims.jti);
+    return { proof };
   }
 
   async fetch(input, init = {}) {
@@ -170,16 +232,20 @@ export class FakeServer {
     const path = new URL(request.url).pathname;
     const body = init.body ?? (input instanceof Request ? await input.clone().text() : undefined);
     this.calls.push({ path, method: request.method, auth: request.headers.get("Authorization"), body,
-                      at: this.clock.now() });
+                      dpop: request.headers.get("DPoP"), at: this.clock.now() });
     if (this.offline) throw new TypeError("fetch failed");
+    const { proof, refused } = path.startsWith("/api/auth/") ? await this.#proof(request, path) : {};
+    if (refused) return refused;
     if (path === "/api/auth/refresh") {
       const queued = this.refreshAnswers.shift();
-      return queued ? queued() : this.refresh();
+      return queued ? queued() : this.refresh(proof);
     }
-    if (path === "/api/auth/login") return this.login();
+    if (path === "/api/auth/login") return this.login(proof);
     if (path === "/api/auth/logout") {
       const sid = this.jar?.split(".")[0];
-      if (sid) this.sessions.get(sid).revoked = true;
+      const session = this.sessions.get(sid);
+      if (session?.jkt && proof?.jkt !== session.jkt) return problem(401, "invalid_dpop_proof");
+      if (sid) session.revoked = true;
       this.jar = null;
       return new Response(null, { status: 204 });
     }
@@ -263,7 +329,7 @@ export function fakeChannels() {
 }
 
 /** A browser profile: a clock, a server, locks and channels shared by its tabs. */
-export function browserProfile({ ttl = 60, graceMs = 10_000 } = {}) {
+export function browserProfile({ ttl = 60, graceMs = 10_000, keys = null } = {}) {
   const clock = new FakeClock();
   const server = new FakeServer(clock, { ttl, graceMs });
   const locks = new FakeLocks();
@@ -279,7 +345,8 @@ export function browserProfile({ ttl = 60, graceMs = 10_000 } = {}) {
       document.visibilityState = "visible";
       const client = new TokenClient({
         fetch: server.fetch, now: clock.now, timers: clock, locks, BroadcastChannel: channels.BroadcastChannel,
-        random: () => 0.5, refreshAhead: 0, settleMs: 0,
+        random: () => 0.5, refreshAhead: 0, settleMs: 0, origin: "http://localhost",
+        dpop: keys ? { store: keys } : false,
         wake: { target: window, document }, ...options,
       });
       tabs.push(client);

@@ -27,6 +27,10 @@ export interface SessionState {
   readonly offline: boolean;
   /** The server's clock minus this machine's, in ms (0 when they agree within ~2 s). */
   readonly clockOffset: number;
+  /** RFC 7638 thumbprint of the DPoP key this session is bound to, or null (an unbound session). */
+  readonly keyThumbprint: string | null;
+  /** DPoP in this browser: "available", "off", or what is missing ("no WebCrypto", "no IndexedDB"). */
+  readonly dpop: string;
   /** Why the session ended, for people ("You were logged out in another tab."), else null. */
   readonly reason: string | null;
 }
@@ -88,6 +92,14 @@ export interface TokenClientOptions {
   wake?: boolean | WakeOptions;
   /** The underlying fetch (default: the global one). */
   fetch?: typeof fetch;
+  /**
+   * DPoP (RFC 9449), default true: a non-extractable P-256 key in IndexedDB, made at login,
+   * proofs on login, refresh and logout, deleted at logout. false: unbound sessions. For tests:
+   * the WebCrypto to use and a key store in place of IndexedDB.
+   */
+  dpop?: boolean | { crypto?: Crypto; store?: DpopKeyStore | null };
+  /** The origin of the proofs' `htu` (default: location.origin); it must be the server's public origin. */
+  origin?: string;
   /** For tests: this machine's clock, randomness for jitter, timers, Web Locks and BroadcastChannel. */
   now?: () => number;
   random?: () => number;
@@ -167,3 +179,45 @@ export declare class ServerClock {
 export declare function readProblem(response: Response): Promise<Problem>;
 export declare function authErrorCode(response: Response): Promise<string | null>;
 export declare function decodeJwt(token: string): Record<string, unknown>;
+
+/** Where the key pair is kept (IndexedDB by default): one record. */
+export interface DpopKeyStore {
+  load(): Promise<CryptoKeyPair | null>;
+  save(pair: CryptoKeyPair): Promise<void>;
+  remove(): Promise<void>;
+}
+
+export interface PublicJwk {
+  kty: "EC";
+  crv: "P-256";
+  x: string;
+  y: string;
+}
+
+/** One key pair and its public JWK and thumbprint; `proof` signs a DPoP proof (compact JWS). */
+export declare class DpopKey {
+  static of(pair: CryptoKeyPair, crypto?: Crypto): Promise<DpopKey>;
+  readonly pair: CryptoKeyPair;
+  readonly jwk: PublicJwk;
+  readonly thumbprint: string;
+  proof(claims: { htm: string; htu: string; now?: number; nonce?: string | null; accessToken?: string | null }): Promise<string>;
+}
+
+export declare class DpopKeys {
+  constructor(options?: { name?: string; crypto?: Crypto; store?: DpopKeyStore | null });
+  readonly available: boolean;
+  readonly missing: "WebCrypto" | "IndexedDB" | null;
+  create(): Promise<DpopKey>;
+  keep(key: DpopKey): Promise<void>;
+  current(): Promise<DpopKey | null>;
+  forget(): Promise<void>;
+}
+
+export declare class IndexedDbKeyStore implements DpopKeyStore {
+  constructor(name: string, indexedDB?: IDBFactory);
+  load(): Promise<CryptoKeyPair | null>;
+  save(pair: CryptoKeyPair): Promise<void>;
+  remove(): Promise<void>;
+}
+
+export declare function jwkThumbprint(jwk: { crv: string; kty: string; x: string; y: string }, subtle?: SubtleCrypto): Promise<string>;

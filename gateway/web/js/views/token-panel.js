@@ -30,7 +30,8 @@ export function mountTokenPanel(root, { auth }) {
   const values = {};
   const details = h("dl", { class: "token-details" },
     ...[["user", "Signed in as"], ["session", "Session"], ["token", "Token id"], ["issued", "Issued"],
-        ["expires", "Expires"], ["ahead", "Refresh ahead"], ["refreshes", "Refreshes by this tab"]]
+        ["expires", "Expires"], ["ahead", "Refresh ahead"], ["refreshes", "Refreshes by this tab"],
+        ["binding", "Session key (DPoP)"]]
       .map(([key, label]) => {
         values[key] = h("dd", {}, "—");
         return h("div", { class: "token-detail" }, h("dt", {}, label), values[key]);
@@ -94,6 +95,14 @@ export function mountTokenPanel(root, { auth }) {
     values.ahead.title = `Refreshes ${state.refreshAhead} s before expiry, when that is at most half the token's `
       + "lifetime; shorter tokens are refreshed when a call finds them expired.";
     values.refreshes.textContent = String(state.refreshes);
+    values.binding.id = "token-binding";
+    values.binding.textContent = state.keyThumbprint ? `bound to this browser · key ${short(state.keyThumbprint)}`
+      : state.status !== "signed-in" ? (state.dpop === "available" ? "—" : `unbound: ${state.dpop} in this browser`)
+      : state.dpop === "available" ? "not bound (no key of this browser)" : `unbound: ${state.dpop} in this browser`;
+    values.binding.title = state.keyThumbprint
+      ? `The refresh cookie works only with proofs of this browser's key (RFC 7638 thumbprint ${state.keyThumbprint}).`
+      : "A copied refresh cookie would work elsewhere: this session is not bound to a key.";
+    values.binding.dataset.thumbprint = state.keyThumbprint ?? "";
     burstButton.disabled = state.status !== "signed-in";
     refreshButton.disabled = state.status !== "signed-in";
     tick();
