@@ -32,8 +32,8 @@ from tests.containers.support import (
     unique,
     wait_until,
 )
-from tests.e2e.test_story import PASSWORD, Browser
 from tests.support.backends import free_port
+from tests.support.browser import PASSWORD, Browser
 from tests.support.processes import REPO
 
 PODMAN_COMPOSE = str(Path(sys.executable).parent / "podman-compose")

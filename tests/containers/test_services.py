@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from tests.containers.support import compose_service, logs, podman, unique, volumes, wait_until
-from tests.e2e.test_story import PASSWORD, Browser
 from tests.support.backends import free_port, postgres_database
+from tests.support.browser import PASSWORD, Browser
 
 SERVICES = ("auth", "profile", "board")
 # What the Kubernetes manifests give each container (deploy/k8s/base): read-only root filesystem,

@@ -19,7 +19,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.test_story import Browser
+from tests.support.browser import Browser
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.servers
