@@ -159,7 +159,7 @@ def test_the_private_key_is_in_auth_only_and_readable_by_the_service_user_alone(
         container = services.containers[name]
         assert _exec(container, "sh", "-c", "ls -A /keys/private")[1] == ""
         assert _exec(container, "test", "-r", "/keys/public/jwks.json")[0] == 0
-        status, found = _exec(container, "sh", "-c", "grep -rl PRIVATE /keys /app 2>/dev/null || true")
+        status, found = _exec(container, "sh", "-c", "grep -rl 'PRIVATE KEY-----' /keys /app 2>/dev/null || true")
         assert found == ""
 
 

@@ -118,11 +118,16 @@ class Stack:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def log_lines(self, marker: str, *components: str, timeout: float = 5) -> list[str]:
-        """Lines mentioning `marker`, waiting until each component has logged one (honcho relays)."""
+        """Lines mentioning `marker`, waiting until each component has logged its access line for it
+        (honcho relays them)."""
         deadline = time.monotonic() + timeout
         while True:
             lines = [line for line in self.log().splitlines() if marker in line]
-            if all(any(f"{c}.1" in line for line in lines) for c in components) or time.monotonic() > deadline:
+            # A component's access line (it has the path) is the last it writes for a request: a
+            # security event of the same request comes before it.
+            if all(any(f"{c}.1" in line and '"path"' in line for line in lines) for c in components):
+                return lines
+            if time.monotonic() > deadline:
                 return lines
             time.sleep(0.1)
 
