@@ -30,9 +30,9 @@ from bench.http_bench import (  # noqa: E402
     SECONDS,
     Bench,
     Measurement,
-    _fresh_sessions,
     _median,
     progress,
+    refresh_run,
     wrk,
 )
 from shared.dpop import ProofVerifier  # noqa: E402
@@ -97,16 +97,7 @@ def main() -> None:
             bound_runs: list[Measurement] = []
             for run in range(1, RUNS + 1):
                 progress(f"refresh run {run}/{RUNS}: unbound sessions, {SECONDS} s")
-                bearer_runs.append(
-                    wrk(
-                        f"{auth.url}/api/auth/refresh",
-                        threads=CONNECTIONS,
-                        connections=CONNECTIONS,
-                        script="refresh.lua",
-                        env=lambda: _fresh_sessions(auth.url),
-                        runs=1,
-                    )
-                )
+                bearer_runs.append(refresh_run(auth.url))
                 progress(f"refresh run {run}/{RUNS}: bound sessions (signing proofs first), {SECONDS} s")
                 proofs_dir = Path(tmp) / f"refresh-proofs-{run}"
                 bound_runs.append(

@@ -211,6 +211,18 @@ def _fresh_sessions(auth_url: str) -> dict[str, str]:
     return {"REFRESH_TOKENS": ",".join(tokens)}
 
 
+def refresh_run(auth_url: str) -> Measurement:
+    """One wrk run of `POST /api/auth/refresh`, one fresh session (and rotating token) per client."""
+    return wrk(
+        f"{auth_url}/api/auth/refresh",
+        threads=CONNECTIONS,
+        connections=CONNECTIONS,
+        script="refresh.lua",
+        env=lambda: _fresh_sessions(auth_url),
+        runs=1,
+    )
+
+
 def _fresh_simplejwt_tokens(env: dict[str, str]) -> dict[str, str]:
     """One new refresh token per client for simplejwt_refresh.lua, recorded as outstanding as its login does."""
     minted = subprocess.run(
@@ -338,16 +350,7 @@ def row_refresh(bench: Bench) -> list[Line]:
         progress(f"3. refresh: run {run}/{RUNS}: `GET /healthz`, {SECONDS} s")
         plain_runs.append(wrk(f"{auth.url}/healthz", threads=CONNECTIONS, connections=CONNECTIONS, runs=1))
         progress(f"3. refresh: run {run}/{RUNS}: `POST /api/auth/refresh`, {CONNECTIONS} new sessions, {SECONDS} s")
-        refresh_runs.append(
-            wrk(
-                f"{auth.url}/api/auth/refresh",
-                threads=CONNECTIONS,
-                connections=CONNECTIONS,
-                script="refresh.lua",
-                env=lambda: _fresh_sessions(auth.url),
-                runs=1,
-            )
-        )
+        refresh_runs.append(refresh_run(auth.url))
         progress(
             f"3. refresh: run {run}/{RUNS}: {refresh_runs[-1].rps / plain_runs[-1].rps:.2f}× "
             f"({refresh_runs[-1].rps:,.0f} vs {plain_runs[-1].rps:,.0f} req/s)"
@@ -446,16 +449,7 @@ def refresh_vs_simplejwt(bench: Bench) -> tuple[Measurement, Measurement]:
         try:
             for run in range(1, RUNS + 1):
                 progress(f"7. run {run}/{RUNS}: ours, {CONNECTIONS} new sessions, {SECONDS} s")
-                ours_runs.append(
-                    wrk(
-                        f"{auth.url}/api/auth/refresh",
-                        threads=CONNECTIONS,
-                        connections=CONNECTIONS,
-                        script="refresh.lua",
-                        env=lambda: _fresh_sessions(auth.url),
-                        runs=1,
-                    )
-                )
+                ours_runs.append(refresh_run(auth.url))
                 progress(f"7. run {run}/{RUNS}: ours {_figures(ours_runs[-1])}; SimpleJWT, {SECONDS} s")
                 theirs_runs.append(
                     wrk(
