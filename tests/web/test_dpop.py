@@ -102,7 +102,9 @@ def test_bound_session_lives_through_reload_second_tab_expiry_and_logout(
     assert all(refresh_proofs())
     assert len(set(refresh_proofs())) == len(refresh_proofs()), "a new proof for every request"
 
-    app.page.get_by_role("button", name="Log out", exact=True).click()
+    # The logout request is recorded as it leaves; the page may show the signed-out state first.
+    with app.page.expect_request(lambda request: request.url.endswith("/api/auth/logout")):
+        app.page.get_by_role("button", name="Log out", exact=True).click()
     app.expect_signed_out()
     second.expect_signed_out()
     assert proofs["/api/auth/logout"] and all(proofs["/api/auth/logout"])
