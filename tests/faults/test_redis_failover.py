@@ -163,7 +163,11 @@ def test_sentinel_failover_loses_no_session_and_forks_none(start_service, tmp_pa
 
         def fail_over() -> float:
             servers.kill_primary()
-            return servers.wait_for_failover()
+            promoted = servers.wait_for_failover()
+            # The other replica follows the new primary only after Sentinel reconfigures it and it
+            # resyncs; until then no replica can confirm a write and refreshes rightly answer 503.
+            servers.wait_until_settled()
+            return promoted
 
         promoted = drill.run(fail_over)
         drill.report("Sentinel", promoted)
