@@ -3,10 +3,11 @@ per request) against unbound ones, in the same run (goal ≥ 0.8×), and the per
 ACCESS_TOKEN_BINDING=dpop at profile (`Authorization: DPoP` plus a proof) against Bearer.
 
 wrk cannot sign ES256, so every proof is signed here beforehand, each with its own `jti` and for its
-one request, into one file per wrk thread (bench/wrk/dpop_refresh.lua, dpop_get.lua read them); the
-iat window (60 s) is far longer than a run. The runs alternate between the two sides, so a change in
-the shared machine's load falls on both. Also printed: one proof check in-process (no HTTP), the
-floor of what a request pays. Uses `make bench`'s machinery (bench/http_bench.py).
+one request, into one file per wrk thread (bench/wrk/refresh.lua and dpop_get.lua read them); the
+iat window (60 s) is far longer than a run. The two sides alternate in pairs and the ratio is the
+median of the pairs' ratios, so a change in the shared machine's load falls on both. Also printed:
+one proof check in-process (no HTTP), the floor of what a request pays. Uses `make bench`'s
+machinery (bench/http_bench.py).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from bench.http_bench import (  # noqa: E402
     Bench,
     Measurement,
     _median,
-    progress,
+    paired_line,
     refresh_run,
     wrk,
 )
+from bench.progress import Table, emit, progress  # noqa: E402
 from shared.dpop import ProofVerifier  # noqa: E402
 from tests.support.dpop import DpopKey  # noqa: E402
 
@@ -71,11 +73,6 @@ def _get_proofs(key: DpopKey, access_token: str, path: str, proofs_dir: Path, th
     return {"DPOP_PROOFS_DIR": str(proofs_dir), "ACCESS_TOKEN": access_token}
 
 
-def _figures(measured: Measurement) -> str:
-    text = f"{measured.rps:,.0f} req/s (p50 {measured.p50_ms:.1f} ms, p99 {measured.p99_ms:.1f} ms)"
-    return text + (f" ⚠ non-2xx: {measured.non_2xx}" if measured.non_2xx else "")
-
-
 def _verify_cost(samples: int = 2000) -> float:
     """Microseconds for one proof check in-process (parse, key, signature, claims, in-memory jti)."""
     key = DpopKey()
@@ -88,34 +85,29 @@ def _verify_cost(samples: int = 2000) -> float:
 
 
 def main() -> None:
-    rows: list[tuple[str, str, str, str]] = []
+    emit(
+        f"DPoP bench: wrk -t2 -c{CONNECTIONS} (refresh: -t{CONNECTIONS}) on the same cores, runs alternating "
+        f"in {RUNS} pairs of {SECONDS} s, auth and profile under gunicorn sync 2 workers"
+    )
+    emit()
+    table = Table(("measurement", "result", "ratio", "target"), align=("---", "---", "---:", "---"))
     with tempfile.TemporaryDirectory(prefix="bench-dpop-") as tmp:
         bench = Bench(Path(tmp))
         try:
             auth = bench.start("auth_service", ACCESS_TOKEN_BINDING="dpop")
-            bearer_runs: list[Measurement] = []
+            unbound_runs: list[Measurement] = []
             bound_runs: list[Measurement] = []
             for run in range(1, RUNS + 1):
                 progress(f"refresh run {run}/{RUNS}: unbound sessions, {SECONDS} s")
-                bearer_runs.append(refresh_run(auth.url))
+                unbound_runs.append(refresh_run(auth.url))
                 progress(f"refresh run {run}/{RUNS}: bound sessions (signing proofs first), {SECONDS} s")
                 proofs_dir = Path(tmp) / f"refresh-proofs-{run}"
-                bound_runs.append(
-                    wrk(
-                        f"{auth.url}/api/auth/refresh",
-                        threads=CONNECTIONS,
-                        connections=CONNECTIONS,
-                        script="dpop_refresh.lua",
-                        env=lambda dir=proofs_dir: _bound_sessions(auth.url, dir),
-                        runs=1,
-                    )
-                )
-            unbound, bound = _median(bearer_runs), _median(bound_runs)
-            rows.append(
-                (
+                bound_runs.append(refresh_run(auth.url, sessions=lambda url, dir=proofs_dir: _bound_sessions(url, dir)))
+            table.row(
+                paired_line(
                     f"`POST /api/auth/refresh`, DPoP-bound (a proof each) vs unbound, {CONNECTIONS} clients",
-                    f"{_figures(bound)} vs {_figures(unbound)}",
-                    f"{bound.rps / unbound.rps:.2f}×",
+                    bound_runs,
+                    unbound_runs,
                     "≥ 0.8×",
                 )
             )
@@ -156,29 +148,18 @@ def main() -> None:
                         runs=1,
                     )
                 )
+            what, detail, ratio, target = paired_line(
+                f"`GET {path}` with ACCESS_TOKEN_BINDING=dpop (DPoP + proof) vs Bearer, direct",
+                dpop_get,
+                bearer_get,
+                "",
+            )
             as_bearer, as_dpop = _median(bearer_get), _median(dpop_get)
             extra_us = (1 / as_dpop.rps - 1 / as_bearer.rps) * 2 * 1e6  # 2 workers: CPU time per request
-            rows.append(
-                (
-                    f"`GET {path}` with ACCESS_TOKEN_BINDING=dpop (DPoP + proof) vs Bearer, direct",
-                    f"{_figures(as_dpop)} vs {_figures(as_bearer)}; ≈ {extra_us:,.0f} µs more per request",
-                    f"{as_dpop.rps / as_bearer.rps:.2f}×",
-                    "",
-                )
-            )
-            rows.append(("one proof check in-process (ES256), no HTTP", f"{_verify_cost():,.0f} µs", "", ""))
+            table.row((what, f"{detail}; ≈ {extra_us:,.0f} µs more per request", ratio, target))
+            table.row(("one proof check in-process (ES256), no HTTP", f"{_verify_cost():,.0f} µs", "", ""))
         finally:
             bench.close()
-
-    print(
-        f"DPoP bench: wrk -t2 -c{CONNECTIONS} (refresh: -t{CONNECTIONS}) on the same cores, "
-        f"median of {RUNS} × {SECONDS} s, auth and profile under gunicorn sync 2 workers"
-    )
-    print()
-    print("| measurement | result | ratio | target |")
-    print("|---|---|---:|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

@@ -211,14 +211,15 @@ def _fresh_sessions(auth_url: str) -> dict[str, str]:
     return {"REFRESH_TOKENS": ",".join(tokens)}
 
 
-def refresh_run(auth_url: str) -> Measurement:
-    """One wrk run of `POST /api/auth/refresh`, one fresh session (and rotating token) per client."""
+def refresh_run(auth_url: str, sessions: Callable[[str], dict[str, str]] = _fresh_sessions) -> Measurement:
+    """One wrk run of `POST /api/auth/refresh`, one fresh session (and rotating token) per client,
+    made by `sessions(auth_url)` before the run (bench/wrk/refresh.lua reads what it returns)."""
     return wrk(
         f"{auth_url}/api/auth/refresh",
         threads=CONNECTIONS,
         connections=CONNECTIONS,
         script="refresh.lua",
-        env=lambda: _fresh_sessions(auth_url),
+        env=lambda: sessions(auth_url),
         runs=1,
     )
 
