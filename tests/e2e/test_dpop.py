@@ -60,3 +60,12 @@ def test_a_bound_session_through_the_gateway(stack):
     board = {"Authorization": f"DPoP {access}", **_signed(key, "POST", "/api/boards", nonce, access_token=access)}
     posted = requests.post(f"{base}/api/boards", json={"title": "t", "content": "c"}, headers=board, timeout=10)
     assert posted.status_code == 201, posted.text
+
+    # Nonces are asked for at auth's cookie endpoints only: the resource services and auth's own
+    # Bearer endpoints take a proof without one (and send none), so a client never meets
+    # use_dpop_nonce there.
+    for path in (me, "/api/auth/sessions"):
+        no_nonce = {"Authorization": f"DPoP {access}", "DPoP": key.proof("GET", path, access_token=access)}
+        served = requests.get(f"{base}{path}", headers=no_nonce, timeout=10)
+        assert served.status_code == 200, served.text
+        assert "DPoP-Nonce" not in served.headers

@@ -46,6 +46,15 @@ def api_session(stack_url: str, email: str) -> requests.Session:
     return session
 
 
+def thumbprint(app: WebApp) -> str:
+    """The page's DPoP key thumbprint, as the token panel shows it once the session is bound."""
+    binding = app.page.locator("#token-binding")
+    expect(binding).to_have_text(re.compile(r"^bound to this browser · key "))
+    value = binding.get_attribute("data-thumbprint")
+    assert value and re.fullmatch(r"[A-Za-z0-9_-]{43}", value), value
+    return value
+
+
 @dataclass
 class Exchange:
     method: str

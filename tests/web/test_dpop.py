@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Page, Request
 
 from tests.support.stack import Stack
-from tests.web.browser_app import REFRESH_PATH, WebApp, sign_up_by_api
+from tests.web.browser_app import REFRESH_PATH, WebApp, sign_up_by_api, thumbprint
 from tests.web.conftest import Browsing
 
 # What IndexedDB holds for the web app's client (name "silent-auth"): the key pair, or null.
@@ -49,14 +49,6 @@ def proofs_of(page: Page) -> dict[str, list[str | None]]:
 
     page.on("request", record)
     return seen
-
-
-def thumbprint(app: WebApp) -> str:
-    binding = app.page.locator("#token-binding")
-    expect(binding).to_have_text(re.compile(r"^bound to this browser · key "))
-    value = binding.get_attribute("data-thumbprint")
-    assert value and re.fullmatch(r"[A-Za-z0-9_-]{43}", value), value
-    return value
 
 
 def test_bound_session_lives_through_reload_second_tab_expiry_and_logout(

@@ -182,6 +182,24 @@ export class TokenClient {
     return outcome;
   }
 
+  /**
+   * The headers that authorize a call of `method` to `url`, made as this client's `fetch` makes
+   * them: `{Authorization: "Bearer <token>"}`, or for a DPoP-bound token (`token_type: "DPoP"`)
+   * `{Authorization: "DPoP <token>", DPoP: <a new proof for this method and URL, with ath>}`; `{}`
+   * when signed out. Without `token` it sends `getFreshToken()`'s; `nonce` (the `DPoP-Nonce` of a
+   * 401 `use_dpop_nonce`) goes into this proof and the next ones. Ask again for every request (a
+   * proof is good once). For adapters and hand-made requests.
+   */
+  async authorizationHeaders(method, url, { token, nonce } = {}) {
+    const sent = token === undefined ? await this.getFreshToken() : token;
+    if (!sent) return {};
+    if (nonce) this.#dpopNonce = nonce;
+    const key = await this.#bindingKey(sent);
+    if (!key) return { Authorization: `Bearer ${sent}` };
+    const proof = await this.#proofFor(key, String(method || "GET").toUpperCase(), url, sent);
+    return { Authorization: `DPoP ${sent}`, DPoP: proof };
+  }
+
   /** The clock offset measured from the server (server minus this machine), in ms. */
   get clockOffset() {
     return this.#clock.offset;
@@ -373,15 +391,13 @@ export class TokenClient {
   }
 
   async #send(input, init, token) {
-    if (token && this.#session?.token === token && this.#session.tokenType === "DPoP") {
+    const key = await this.#bindingKey(token);
+    if (key) {
       // A DPoP-bound access token (ACCESS_TOKEN_BINDING=dpop): `DPoP <token>` and a proof with its hash.
-      const key = await this.#keptKey();
-      if (key) {
-        const method = (init.method || (input instanceof Request ? input.method : "GET")).toUpperCase();
-        const url = input instanceof Request ? input.url : String(input);
-        return this.#proved(key, url, { ...withBearer(input, init, token, "DPoP"), method },
-                            (prepared) => this.#call(input, prepared), token);
-      }
+      const method = (init.method || (input instanceof Request ? input.method : "GET")).toUpperCase();
+      const url = input instanceof Request ? input.url : String(input);
+      return this.#proved(key, url, { ...withBearer(input, init, token, "DPoP"), method },
+                          (prepared) => this.#call(input, prepared), token);
     }
     return this.#call(input, withBearer(input, init, token));
   }
@@ -553,9 +569,7 @@ export class TokenClient {
   async #proved(key, path, init, send, accessToken = null) {
     if (!key) return send(init);
     const attempt = async () => {
-      const htu = new URL(path, this.#origin).href;
-      const proof = await key.proof({ htm: init.method ?? "GET", htu, now: this.#clock.now(),
-                                      nonce: this.#dpopNonce, accessToken });
+      const proof = await this.#proofFor(key, init.method ?? "GET", path, accessToken);
       const headers = new Headers(init.headers);
       headers.set("DPoP", proof);
       const response = await send({ ...init, headers });
@@ -567,6 +581,18 @@ export class TokenClient {
     if (response.status !== 401 || !nonce || await authErrorCode(response) !== "use_dpop_nonce") return response;
     this.#emit("info", "the server asked for a DPoP nonce → signed again with it");
     return (await attempt()).response;
+  }
+
+  /** A new proof of `key` for `method` and `url` (resolved against the origin), with the latest nonce. */
+  #proofFor(key, method, url, accessToken = null) {
+    return key.proof({ htm: method, htu: new URL(url, this.#origin).href, now: this.#clock.now(),
+                       nonce: this.#dpopNonce, accessToken });
+  }
+
+  /** The kept key when `token` is this session's DPoP-bound token (`token_type: DPoP`), else null (Bearer). */
+  async #bindingKey(token) {
+    if (!token || this.#session?.token !== token || this.#session.tokenType !== "DPoP") return null;
+    return this.#keptKey();
   }
 
   /** Try again later after a refresh failed for a reason that may pass (offline, 5xx, 429). */

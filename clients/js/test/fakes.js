@@ -132,6 +132,7 @@ export class FakeServer {
     this.loseNextRefreshAnswer = false;
     this.issued = 0;
     this.nonce = null;            // when set, proofs must carry it (DPOP_NONCE=true)
+    this.apiNonce = null;         // when set, the API wants it in proofs too (RFC 9449 §9; ours do not)
     this.seenJtis = new Set();
     this.tokenType = "Bearer";
     this.fetch = this.fetch.bind(this);
@@ -152,7 +153,10 @@ export class FakeServer {
   #tokenFor(sid) {
     this.issued += 1;
     const iat = Math.floor(this.serverNow() / 1000);
-    const token = makeToken({ sub: "u1", sid, jti: `t${this.issued}`, iat, exp: iat + this.ttl, typ: "access" });
+    // ACCESS_TOKEN_BINDING=dpop: a bound session's tokens carry its key's thumbprint (cnf.jkt).
+    const jkt = this.tokenType === "DPoP" ? this.sessions.get(sid)?.jkt : null;
+    const token = makeToken({ sub: "u1", sid, jti: `t${this.issued}`, iat, exp: iat + this.ttl, typ: "access",
+                              ...(jkt ? { cnf: { jkt } } : {}) });
     return json(200, { access_token: token, token_type: this.tokenType, expires_in: this.ttl,
                        user: { id: "u1", email: "u@example.com", name: "U" } },
                 { Date: new Date(this.serverNow()).toUTCString() });
@@ -196,14 +200,27 @@ export class FakeServer {
     const auth = request.headers.get("Authorization");
     if (!auth) return problem(401, "token_missing");
     const [scheme, token] = auth.split(" ");
+    const claims = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
     if (this.tokenType === "DPoP") {
+      // As shared/access_tokens.py: a bound token only as DPoP, with a proof of its key for this request.
+      if (claims.cnf?.jkt && scheme !== "DPoP") return problem(401, "invalid_token");
       if (scheme !== "DPoP" || !request.headers.get("DPoP")) return problem(401, "invalid_dpop_proof");
       const url = new URL(request.url);
-      const { claims } = await verifyProof(request.headers.get("DPoP"), { htm: request.method, htu: url.origin + url.pathname });
+      let proof;
+      try {
+        proof = await verifyProof(request.headers.get("DPoP"), { htm: request.method, htu: url.origin + url.pathname });
+      } catch {
+        return problem(401, "invalid_dpop_proof");
+      }
       const ath = Buffer.from(await crypto.subtle.digest("SHA-256", Buffer.from(token))).toString("base64url");
-      if (claims.ath !== ath) return problem(401, "invalid_dpop_proof");
+      if (proof.claims.ath !== ath || (claims.cnf?.jkt && proof.jkt !== claims.cnf.jkt)) return problem(401, "invalid_dpop_proof");
+      if (this.seenJtis.has(proof.claims.jti)) return problem(401, "invalid_dpop_proof");
+      if (this.apiNonce && proof.claims.nonce !== this.apiNonce) {
+        return problem(401, "use_dpop_nonce", { "DPoP-Nonce": this.apiNonce,
+                                               "WWW-Authenticate": 'DPoP error="use_dpop_nonce"' });
+      }
+      this.seenJtis.add(proof.claims.jti);
     }
-    const claims = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
     if (this.sessions.get(claims.sid)?.revoked) return problem(401, "token_revoked");
     if (claims.exp * 1000 <= this.serverNow()) return problem(401, "token_expired");
     return json(200, { ok: true, sid: claims.sid });
@@ -215,7 +232,7 @@ export class FakeServer {
     if (!header) return { proof: null };
     let proof;
     try {
-      proof = await verifyProof(header, { htm: request.method, htu: `http://localhost${path}` });
+      proof = await verifyProof(header, { htm: request.method, htu: new URL(request.url).origin + path });
     } catch {
       return { refused: problem(401, "invalid_dpop_proof") };
     }
@@ -231,7 +248,7 @@ export class FakeServer {
     const request = new Request(new URL(input instanceof Request ? input.url : String(input), "http://localhost"), init);
     const path = new URL(request.url).pathname;
     const body = init.body ?? (input instanceof Request ? await input.clone().text() : undefined);
-    this.calls.push({ path, method: request.method, auth: request.headers.get("Authorization"), body,
+    this.calls.push({ path, url: request.url, method: request.method, auth: request.headers.get("Authorization"), body,
                       dpop: request.headers.get("DPoP"), at: this.clock.now() });
     if (this.offline) throw new TypeError("fetch failed");
     const { proof, refused } = path.startsWith("/api/auth/") ? await this.#proof(request, path) : {};

@@ -1,7 +1,7 @@
 // Type-checked by `tsc --noEmit` (npm test): the declarations describe what an app writes.
 import { ApolloClient, HttpLink, InMemoryCache, from } from "@apollo/client/core";
 import axios from "axios";
-import { NetworkError, ProblemError, TokenClient, type SessionState } from "@silent-auth/token-client";
+import { NetworkError, ProblemError, TokenClient, type AuthorizationHeaders, type SessionState } from "@silent-auth/token-client";
 import { createAuthLink } from "@silent-auth/token-client/apollo";
 import { attachTokenClient } from "@silent-auth/token-client/axios";
 import { useSession } from "@silent-auth/token-client/react";
@@ -24,6 +24,9 @@ export async function example(): Promise<void> {
   }
   const token: string | null = await auth.getFreshToken();
   console.log(token);
+  const headers: AuthorizationHeaders = await auth.authorizationHeaders("GET", "/api/profiles/me");
+  const retried = await auth.authorizationHeaders("GET", new URL("https://api.example/me"), { token, nonce: "n" });
+  console.log(headers.Authorization, headers.DPoP, retried.Authorization);
 }
 
 export function Header(): string {
@@ -33,3 +36,8 @@ export function Header(): string {
 
 attachTokenClient(axios.create({ baseURL: "/api" }), auth);
 export const apollo = new ApolloClient({ link: from([createAuthLink(auth), new HttpLink({ uri: "/graphql" })]), cache: new InMemoryCache() });
+export const apolloElsewhere = new ApolloClient({
+  link: from([createAuthLink(auth, { uri: (operation) => `/graphql?op=${operation.operationName}`, method: "POST" }),
+              new HttpLink({ uri: (operation) => `/graphql?op=${operation.operationName}` })]),
+  cache: new InMemoryCache(),
+});

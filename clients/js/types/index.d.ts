@@ -108,6 +108,12 @@ export interface TokenClientOptions {
   BroadcastChannel?: typeof BroadcastChannel | null;
 }
 
+/** What `authorizationHeaders` gives: nothing when signed out, `DPoP` only with a DPoP-bound token. */
+export interface AuthorizationHeaders {
+  Authorization?: string;
+  DPoP?: string;
+}
+
 export declare const DEFAULT_ENDPOINTS: Readonly<Endpoints>;
 
 export declare class TokenClient {
@@ -123,6 +129,12 @@ export declare class TokenClient {
   renewAfter(staleToken: string | null): Promise<string>;
   /** What a 401 with `code` means for the session of `token`: "renew", "revoked" (signs out) or "final". */
   handleUnauthorized(code: string | null, token: string | null): "renew" | "revoked" | "final";
+  /**
+   * The headers that authorize a call of `method` to `url`, as `fetch` makes them: Bearer, or for a
+   * DPoP-bound token `DPoP` plus a new proof with `ath`; `{}` when signed out. Without `token`, the
+   * fresh token; `nonce` (a 401 use_dpop_nonce's DPoP-Nonce) is signed into the proof and kept.
+   */
+  authorizationHeaders(method: string, url: string | URL, options?: { token?: string | null; nonce?: string | null }): Promise<AuthorizationHeaders>;
   readonly clockOffset: number;
   dispose(): void;
   restore(): Promise<SessionState>;
