@@ -1,4 +1,5 @@
-"""docs/API.md and the code agree: the same routes, and every error code the code can emit is documented.
+"""docs/API.md and the code agree: the same routes, every error code the code can emit is documented,
+and the Configuration table names exactly the environment variables the suite reads.
 
 Drift between the contract and the code is a failing test, not a review comment.
 """
@@ -107,3 +108,39 @@ def test_every_error_code_the_code_can_emit_is_documented():
     assert {"csrf_rejected", "unsupported_media_type", "invalid_token", "bad_gateway", "use_dpop_nonce"} <= codes
     undocumented = {code for code in codes if f"`{code}`" not in API_MD}
     assert undocumented == set()
+
+
+def _configuration_table() -> set[str]:
+    """The variables named in the first cells of the tables under docs/API.md's Configuration."""
+    section = API_MD.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    first_cells = (line.split(" | ", 1)[0] for line in section.splitlines() if line.lstrip().startswith("| `"))
+    return {name for cell in first_cells for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
+
+
+def _variables_read() -> dict[str, str]:
+    """Every environment variable a part of the suite reads, with who reads it: each service's config
+    fields, gunicorn's settings, `make run`'s own (scripts/run_stack.py) and the metrics directory."""
+    read = {
+        config.variable_name(field): config.__name__
+        for config in (AuthConfig, ProfileConfig, BoardConfig)
+        for field in config.model_fields
+    }
+    gunicorn_conf = (REPO / "gunicorn.conf.py").read_text()
+    read |= dict.fromkeys(re.findall(r'_positive_whole_number\("([A-Z_]+)"', gunicorn_conf), "gunicorn.conf.py")
+    run_stack = (REPO / "scripts" / "run_stack.py").read_text()
+    read |= {f"{name}_PORT": "make run" for name in re.findall(r'\("([A-Z_]+)", "\d+"\)', run_stack)}
+    read |= {f"{service.upper()}_REPLICAS": "make run" for service in ("auth", "profile", "board")}
+    assert "_REPLICAS" in run_stack and 'env.get("VAR_DIR"' in run_stack
+    read["VAR_DIR"] = "make run"
+    read["PROMETHEUS_MULTIPROC_DIR"] = "shared/metrics.py"
+    return read
+
+
+def test_every_setting_is_in_the_table():
+    """A variable the code reads and the contract does not name is a setting nobody can find; one the
+    table names and nothing reads is a promise the code does not keep."""
+    read, documented = _variables_read(), _configuration_table()
+    assert {"ACCESS_TOKEN_TTL", "WEB_CONCURRENCY", "AUTH_PORT", "GATEWAY_METRICS_PORT", "AUTH_REPLICAS"} <= set(read)
+    assert {name: reader for name, reader in read.items() if name not in documented} == {}
+    # The OpenTelemetry SDK reads the OTEL_* variables itself.
+    assert {name for name in documented if name not in read and not name.startswith("OTEL_")} == set()
