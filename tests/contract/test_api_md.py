@@ -1,5 +1,6 @@
 """docs/API.md and the code agree: the same routes, every error code the code can emit is documented,
-and the Configuration table names exactly the environment variables the suite reads.
+and the Configuration and Metrics tables name exactly the environment variables the suite reads and
+the metrics (types, labels, label values) it exports.
 
 Drift between the contract and the code is a failing test, not a review comment.
 """
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from prometheus_client.metrics import MetricWrapperBase
 
 import auth_service
 import board_service
@@ -18,7 +20,7 @@ import profile_service
 from auth_service.config import AuthConfig
 from board_service.config import BoardConfig
 from profile_service.config import ProfileConfig
-from shared import gunicorn_errors, problems
+from shared import gunicorn_errors, metrics, problems
 from shared.service_context import DatabaseServiceContext
 from tests.support.processes import REPO
 
@@ -144,3 +146,35 @@ def test_every_setting_is_in_the_table():
     assert {name: reader for name, reader in read.items() if name not in documented} == {}
     # The OpenTelemetry SDK reads the OTEL_* variables itself.
     assert {name for name in documented if name not in read and not name.startswith("OTEL_")} == set()
+
+
+def _metrics_table() -> dict[str, tuple[str, str]]:
+    """docs/API.md's Metrics table: metric name -> (type, labels cell)."""
+    section = API_MD.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        if len(cells) >= 3 and (name := re.fullmatch(r"`([a-z_]+)`", cells[0])):
+            rows[name.group(1)] = (cells[1], cells[2])
+    return rows
+
+
+def test_every_metric_is_in_the_table_with_its_type_labels_and_values():
+    """Dashboards and alerts are written from the contract: a metric, label or label value the code has
+    and the table lacks (or the other way round) breaks them silently."""
+    registered = {
+        # prometheus-client keeps a counter's name without `_total`, and exposes it with it.
+        metric._name + ("_total" if metric._type == "counter" else ""): metric
+        for metric in vars(metrics).values()
+        if isinstance(metric, MetricWrapperBase)
+    }
+    table = _metrics_table()
+    assert set(registered) == set(table)
+    for name, metric in registered.items():
+        kind, labels = table[name]
+        assert kind == metric._type, name
+        assert {label for label in metric._labelnames if f"`{label}`" not in labels} == set(), name
+        # The help text lists the values a label takes, "(ok, failed)": the table lists the same.
+        listed = re.search(r"\(([a-z_]+(?:, [a-z_]+)+)\)", metric._documentation)
+        values = set(listed.group(1).split(", ")) if listed else set()
+        assert {value for value in values if f"`{value}`" not in labels} == set(), name
