@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A container engine for `make image` and tests/containers. Docker when its daemon answers; else
 # podman, installed from Debian when missing (with runc, netavark and aardvark-dns for named
-# networks, and debootstrap for the stand-in base images), set up for these machines by a drop-in
+# networks, iptables, which netavark runs to set up a network's firewall rules and without which
+# every container on one fails with "netavark: No such file or directory", and debootstrap for the
+# stand-in base images), set up for these machines by a drop-in
 # containers.conf: no default rlimits (the sandbox refuses to set them), runc (crun refuses the
 # hybrid cgroup layout) and netavark (container names resolve on compose networks).
 # Prints the engine's name on its last line.
@@ -14,7 +16,7 @@ if [ -z "${CONTAINER_ENGINE:-}" ] && command -v docker >/dev/null 2>&1 && docker
   exit 0
 fi
 missing=()
-for package in podman runc netavark aardvark-dns debootstrap; do
+for package in podman runc netavark aardvark-dns iptables debootstrap; do
   dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 [ ${#missing[@]} = 0 ] || apt_install "${missing[@]}" >&2
