@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -98,33 +99,53 @@ def _config() -> AuthConfig:
 
 
 def _token_response(signed_in: SignedIn, status: int = 200) -> Response:
+    config = _config()
     body = TokenResponse(
         access_token=signed_in.access_token,
         token_type=signed_in.token_type,
-        expires_in=_config().access_token_ttl,
+        expires_in=config.access_token_ttl,
         user=UserPublic(id=signed_in.user.id, email=signed_in.user.email, name=signed_in.user.name),
     )
     # pydantic writes the JSON itself (compact), without a dict and Flask's encoder in between.
     response = Response(body.model_dump_json(), status, mimetype="application/json")
-    _set_private_cookie(response, REFRESH_COOKIE, signed_in.refresh_token, _config().refresh_token_ttl, COOKIE_PATH)
+    _set_private_cookie(response, REFRESH_COOKIE, signed_in.refresh_token, config.refresh_token_ttl, COOKIE_PATH)
     if signed_in.device_cookie:
         _set_private_cookie(
-            response, DEVICE_COOKIE, signed_in.device_cookie, _config().login_device_cookie_ttl, DEVICE_COOKIE_PATH
+            response, DEVICE_COOKIE, signed_in.device_cookie, config.login_device_cookie_ttl, DEVICE_COOKIE_PATH
         )
     return response
 
 
-def _set_private_cookie(response: Response, name: str, value: str, max_age: int, path: str) -> None:
-    """Set a cookie page scripts cannot read, sent over HTTPS only, and never on cross-site requests.
+def private_cookie(name: str, value: str, max_age: int, path: str) -> str:
+    """The Set-Cookie header of a cookie page scripts cannot read, sent over HTTPS only, and never
+    on cross-site requests.
 
     Max-Age only, as docs/API.md says: no Expires date formatted per response (every browser that
-    honours SameSite honours Max-Age)."""
-    response.headers.add(
-        "Set-Cookie",
-        dump_cookie(
-            name, value, max_age=max_age, path=path, secure=True, httponly=True, samesite="Strict", sync_expires=False
-        ),
+    honours SameSite honours Max-Age). A value werkzeug would not quote (our tokens and device
+    cookies) goes in front of the attributes werkzeug rendered once; any other value is rendered whole."""
+    if _UNQUOTED_COOKIE_VALUE.fullmatch(value):
+        return f"{name}={value}{_cookie_attributes(name, max_age, path)}"
+    return dump_cookie(
+        name, value, max_age=max_age, path=path, secure=True, httponly=True, samesite="Strict", sync_expires=False
     )
+
+
+# Characters werkzeug's dump_cookie leaves unquoted (a subset of its own list): the refresh token's
+# alphabet (hex, digits, base64url and dots) and the device cookie's.
+_UNQUOTED_COOKIE_VALUE = re.compile(r"[A-Za-z0-9._-]*")
+
+
+@lru_cache(maxsize=16)
+def _cookie_attributes(name: str, max_age: int, path: str) -> str:
+    """What follows `name=value` in a private cookie's header: the same for every response."""
+    header = dump_cookie(
+        name, "", max_age=max_age, path=path, secure=True, httponly=True, samesite="Strict", sync_expires=False
+    )
+    return header[len(name) + 1 :]
+
+
+def _set_private_cookie(response: Response, name: str, value: str, max_age: int, path: str) -> None:
+    response.headers.add("Set-Cookie", private_cookie(name, value, max_age, path))
 
 
 def _clear_cookie(response: Response) -> Response:

@@ -34,6 +34,7 @@ so a failover loses no session, rotation or logout that was acknowledged.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import re
@@ -291,10 +292,25 @@ class RefreshTokens:
         if len(refresh_key) < 32:
             raise ValueError("the refresh key must be at least 32 bytes")
         self._key = refresh_key
+        # The HMAC of the session keys with the refresh key and the label already absorbed, copied
+        # per session rather than set up again (OpenSSL's HMAC set-up costs as much as the hashing).
+        self._session_keys = hmac.new(refresh_key, b"refresh-session:", hashlib.sha256)
+        # A rotation checks the presented token and makes its successor under the same session key:
+        # the last one is kept, as one tuple replaced whole, so threads never pair an id with another's key.
+        self._last_session: tuple[str, bytes] = ("", b"")
+
+    def _session_key(self, session_id: str) -> bytes:
+        last_id, last_key = self._last_session
+        if last_id == session_id:
+            return last_key
+        mac = self._session_keys.copy()
+        mac.update(session_id.encode())
+        key = mac.digest()
+        self._last_session = (session_id, key)
+        return key
 
     def _proof(self, session_id: str, generation: int) -> str:
-        session_key = hmac.digest(self._key, b"refresh-session:" + session_id.encode(), "sha256")
-        mac = hmac.digest(session_key, b"generation:" + str(generation).encode(), "sha256")
+        mac = hmac.digest(self._session_key(session_id), b"generation:" + str(generation).encode(), "sha256")
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
     def user_key(self, user_id: str) -> str:

@@ -252,6 +252,9 @@ class ProofVerifier:
 
 def proof_header(headers: Headers) -> str | None:
     """The request's one DPoP header (None without one); two or more are refused (§4.3 step 1)."""
+    # Most requests carry none: one lookup answers that, where getlist() walks every header.
+    if headers.get("DPoP") is None:
+        return None
     values = headers.getlist("DPoP")
     if len(values) > 1:
         raise invalid_proof("several", "A request carries at most one DPoP proof")

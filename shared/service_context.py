@@ -31,7 +31,8 @@ class ServiceContext:
     @classmethod
     def of(cls, app: Flask | None = None) -> Self:
         """Return the context of `app` (default: the current app), checked to be a `cls`."""
-        context = (app if app is not None else current_app).extensions[_EXTENSION]
+        # The proxy resolved once: each attribute read through `current_app` costs a context lookup.
+        context = (app if app is not None else current_app._get_current_object()).extensions[_EXTENSION]  # type: ignore[attr-defined]
         if not isinstance(context, cls):
             raise TypeError(f"the app's context is a {type(context).__name__}, not a {cls.__name__}")
         return context

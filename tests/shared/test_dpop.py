@@ -7,9 +7,10 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from werkzeug.datastructures import EnvironHeaders, Headers
 
 from auth_service.keys import rfc7638_thumbprint
-from shared.dpop import MemoryReplayCache, jwk_thumbprint, normalise_url
+from shared.dpop import DpopError, MemoryReplayCache, jwk_thumbprint, normalise_url, proof_header
 
 # RFC 7638 §3.1: the example key and its thumbprint.
 RFC_7638_KEY = {
@@ -70,3 +71,13 @@ def test_the_memory_replay_cache_is_bounded_dropping_the_oldest():
         assert cache.first_use(key, 60_000)
     assert cache.first_use("a", 60_000)  # dropped to make room for d
     assert not cache.first_use("d", 60_000)
+
+
+def test_the_proof_header_is_none_one_value_or_refused_when_repeated():
+    assert proof_header(Headers({"Cookie": "a=b"})) is None
+    assert proof_header(Headers([("DPoP", "x.y.z")])) == "x.y.z"
+    assert proof_header(EnvironHeaders({"HTTP_DPOP": "x.y.z", "HTTP_COOKIE": "a=b"})) == "x.y.z"
+    assert proof_header(EnvironHeaders({"HTTP_COOKIE": "a=b"})) is None
+    with pytest.raises(DpopError) as refused:
+        proof_header(Headers([("DPoP", "a.b.c"), ("DPoP", "d.e.f")]))
+    assert refused.value.reason == "several"
