@@ -132,10 +132,12 @@ def _clear_cookie(response: Response) -> Response:
     return response
 
 
-@bp.after_request
+@bp.after_app_request
 def _no_store(response: Response) -> Response:
-    # Every auth answer is about one person (tokens, emails, sessions) except the public keys.
-    response.headers.setdefault("Cache-Control", "no-store")
+    # Every auth answer is about one person (tokens, emails, sessions) except the public keys, which
+    # set their own. App-wide, so that the 404s and 405s routing gives before any view are covered too.
+    if request.path.startswith(bp.url_prefix or "/api/auth"):
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 
