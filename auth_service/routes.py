@@ -141,6 +141,20 @@ def _no_store(response: Response) -> Response:
     return response
 
 
+# The endpoints that ask for DPoP nonces (DPOP_NONCE=true).
+_NONCE_ENDPOINTS = frozenset({"auth.login", "auth.refresh", "auth.logout"})
+
+
+@bp.after_app_request
+def _current_dpop_nonce(response: Response) -> Response:
+    # Every answer of login, refresh and logout carries the current nonce (docs/API.md): refusals
+    # too (a wrong password, a CSRF or 415 refusal), so a client can take it from any of them.
+    nonces = AuthContext.of().dpop.verifier.nonces
+    if nonces is not None and request.endpoint in _NONCE_ENDPOINTS:
+        response.headers.setdefault("DPoP-Nonce", nonces.current())
+    return response
+
+
 def same_origin_only(view: Callable[..., Any]) -> Callable[..., Any]:
     """CSRF defence: refuse a foreign Origin or a cross-site fetch before anything is read or done.
 

@@ -86,4 +86,3 @@ def test_a_body_sent_to_an_operation_that_takes_none_must_be_json_too(stack, bea
     # JSON one, the same operations are served as before.
     assert requests.post(f"{stack.url}/api/auth/refresh", headers=cookie, timeout=5).status_code == 200
     assert requests.get(f"{stack.url}/api/boards", data="{}", headers={"Content-Type": "application/json"}).ok
-
