@@ -308,3 +308,16 @@ def test_a_chunked_signup_over_the_limit_sent_straight_to_auth_is_413_and_create
     )
     assert_problem(exchange(stack.ports["auth"], request), 413, "payload_too_large")
     assert requests.post(f"{stack.url}/api/auth/signup", json=account).status_code == 201  # not email_taken
+
+
+def test_a_dpop_header_the_http_servers_find_too_large_is_431_before_auth_sees_it(stack):
+    # docs/API.md: a proof may have up to 8192 characters, but a header line of 8 kB (name and all)
+    # is refused first, by nginx here and gunicorn behind it: 431, never a 500 or a proof check.
+    def login_with(proof: str) -> requests.Response:
+        return requests.post(f"{stack.url}/api/auth/login", json={}, headers={"DPoP": proof}, timeout=10)
+
+    checked = login_with("a" * 8000)
+    assert (checked.status_code, checked.json()["code"]) == (401, "invalid_dpop_proof")
+    for length in (8186, 8192, 8193):
+        refused = login_with("a" * length)
+        assert (refused.status_code, refused.json()["code"]) == (431, "request_header_too_large"), length
