@@ -113,6 +113,10 @@ def test_the_gateways_own_answers_to_credentials_and_under_api_auth_are_never_st
         assert response.headers["Content-Type"] == "application/problem+json", name
         assert response.headers.get("Cache-Control") == "no-store", name
         assert len(response.headers["X-Request-ID"]) == 32, name
+    # What is the same for everyone keeps its own policy, credentials or not (docs/API.md).
+    with_cookie = {"Cookie": "refresh_token=x", **bearer}
+    for path, policy in (("/api/auth/jwks.json", "public, max-age=300"), ("/", "no-cache")):
+        assert requests.get(f"{stack.url}{path}", headers=with_cookie).headers["Cache-Control"] == policy, path
 
 
 def test_static_pages_have_security_headers(stack):
