@@ -91,6 +91,7 @@ def create_service_app(
                 "Not ready: " + ", ".join(sorted(failures)),
                 title="Service unavailable",
                 extra={"checks": failures},
+                headers={"Retry-After": "1"},  # as every 503 `unavailable` (docs/API.md)
             )
         details = {name: describe() for name, describe in (readiness_details or {}).items()}
         return jsonify(status="ready", service=service, checks=dict.fromkeys(readiness_checks, "ok"), **details)
