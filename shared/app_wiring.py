@@ -58,7 +58,7 @@ def create_service_app(
         metrics = metrics or ServiceMetrics(service)
         install_metrics(app, metrics)
         context.verifier.report_to(metrics)
-    app.before_request(_refuse_malformed_requests)
+    app.before_request(_host_required)
     app.before_request(_whole_streamed_body)
     register_error_handlers(app, unavailable_errors=unavailable_errors, domain_errors=domain_errors)
 
@@ -103,12 +103,10 @@ def create_service_app(
     return app
 
 
-def _refuse_malformed_requests() -> None:
-    """Refuse what docs/API.md lists as malformed and gunicorn lets through: 400 `bad_request`."""
-    # An HTTP/1.1 request without Host (RFC 9112 section 3.2; gunicorn refuses a repeated one
-    # itself), and `%00` in the path (no route has one; the gateway refuses it the same way).
-    missing_host = request.environ.get("SERVER_PROTOCOL") == "HTTP/1.1" and "HTTP_HOST" not in request.environ
-    if missing_host or "\x00" in request.path:
+def _host_required() -> None:
+    """Refuse an HTTP/1.1 request without Host (RFC 9112 section 3.2), as docs/API.md lists: 400."""
+    # gunicorn refuses a repeated Host itself but serves a missing one.
+    if request.environ.get("SERVER_PROTOCOL") == "HTTP/1.1" and "HTTP_HOST" not in request.environ:
         raise Problem(400, "bad_request", "The request is malformed.", title="Bad request")
 
 
