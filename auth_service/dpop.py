@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Response, request
+from flask import request
 
 from auth_service import events
 from auth_service.context import AuthContext
@@ -96,8 +96,6 @@ def with_proof(*, login: bool = False) -> Callable[[Callable[..., Any]], Callabl
             except SessionKeyMismatch as exc:
                 events.dpop_proof_refused(exc.reason, exc.session_id, request.endpoint)
                 raise invalid_proof(exc.reason, "The session is bound to a key: send a DPoP proof of it") from None
-            if proofs.verifier.nonces is not None and isinstance(response, Response):
-                response.headers["DPoP-Nonce"] = proofs.verifier.nonces.current()
             return response
 
         return wrapper

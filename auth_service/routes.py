@@ -153,10 +153,26 @@ def _clear_cookie(response: Response) -> Response:
     return response
 
 
-@bp.after_request
+@bp.after_app_request
 def _no_store(response: Response) -> Response:
-    # Every auth answer is about one person (tokens, emails, sessions) except the public keys.
-    response.headers.setdefault("Cache-Control", "no-store")
+    # Every auth answer is about one person (tokens, emails, sessions) except the public keys, which
+    # set their own. App-wide, so that the 404s and 405s routing gives before any view are covered too.
+    if request.path.startswith(bp.url_prefix or "/api/auth"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+# The endpoints that ask for DPoP nonces (DPOP_NONCE=true).
+_NONCE_ENDPOINTS = frozenset({"auth.login", "auth.refresh", "auth.logout"})
+
+
+@bp.after_app_request
+def _current_dpop_nonce(response: Response) -> Response:
+    # Every answer of login, refresh and logout carries the current nonce (docs/API.md): refusals
+    # too (a wrong password, a CSRF or 415 refusal), so a client can take it from any of them.
+    nonces = AuthContext.of().dpop.verifier.nonces
+    if nonces is not None and request.endpoint in _NONCE_ENDPOINTS:
+        response.headers.setdefault("DPoP-Nonce", nonces.current())
     return response
 
 

@@ -58,6 +58,7 @@ def create_service_app(
         metrics = metrics or ServiceMetrics(service)
         install_metrics(app, metrics)
         context.verifier.report_to(metrics)
+    app.before_request(_host_required)
     app.before_request(_whole_streamed_body)
     register_error_handlers(app, unavailable_errors=unavailable_errors, domain_errors=domain_errors)
 
@@ -90,6 +91,7 @@ def create_service_app(
                 "Not ready: " + ", ".join(sorted(failures)),
                 title="Service unavailable",
                 extra={"checks": failures},
+                headers={"Retry-After": "1"},  # as every 503 `unavailable` (docs/API.md)
             )
         details = {name: describe() for name, describe in (readiness_details or {}).items()}
         return jsonify(status="ready", service=service, checks=dict.fromkeys(readiness_checks, "ok"), **details)
@@ -99,6 +101,13 @@ def create_service_app(
         return jsonify(openapi_document(app, title=f"{service} API"))
 
     return app
+
+
+def _host_required() -> None:
+    """Refuse an HTTP/1.1 request without Host (RFC 9112 section 3.2), as docs/API.md lists: 400."""
+    # gunicorn refuses a repeated Host itself but serves a missing one.
+    if request.environ.get("SERVER_PROTOCOL") == "HTTP/1.1" and "HTTP_HOST" not in request.environ:
+        raise Problem(400, "bad_request", "The request is malformed.", title="Bad request")
 
 
 def _whole_streamed_body() -> None:

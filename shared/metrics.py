@@ -18,7 +18,7 @@ import time
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -130,7 +130,9 @@ def install_metrics(app: Flask, metrics: ServiceMetrics) -> None:
 
     @app.get("/metrics")
     def metrics_endpoint() -> Response:
-        return Response(exposition(), content_type=CONTENT_TYPE_LATEST)
+        # The format docs/API.md names (prometheus-client's "latest" is version=1.0.0; with names in
+        # plain ASCII, as ours are, its text is the same).
+        return Response(exposition(), content_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 def exposition() -> bytes:

@@ -38,13 +38,21 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
-def _parse_body(model: type[BaseModel]) -> BaseModel:
+def _refuse_unless_json() -> None:
     # Only JSON: a cross-site HTML form can send text/plain or form encodings without a CORS
     # preflight, never application/json, so this also closes the form-based CSRF path.
     if request.mimetype != "application/json":
         raise Problem(
             415, "unsupported_media_type", "The request body must be application/json.", title="Unsupported media type"
         )
+
+
+def _has_body() -> bool:
+    return bool(request.content_length) or "Transfer-Encoding" in request.headers
+
+
+def _parse_body(model: type[BaseModel]) -> BaseModel:
+    _refuse_unless_json()
     raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
     try:
         return model.model_validate_json(raw or b"")
@@ -103,6 +111,8 @@ def operation(
                 kwargs["query"] = _parse_query(query)
             if body is not None:
                 kwargs["body"] = _parse_body(body)
+            elif _has_body():
+                _refuse_unless_json()  # docs/API.md: any request with a body sends JSON; this one is not read
             return _to_response(view(*args, **kwargs))
 
         wrapper.openapi = spec  # type: ignore[attr-defined]

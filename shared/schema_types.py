@@ -59,8 +59,13 @@ class _NoControlCharacters:
             raise PydanticCustomError("control_character", "Control characters are not allowed")
         return value
 
+    def _check_as_sent(self, value: Any) -> Any:
+        # Before the field's own schema: its trim (pydantic's, or email-validator's) takes U+0085,
+        # VT and FF (the email's also U+001C-001F) as whitespace and would drop them unseen.
+        return self._check(value) if isinstance(value, str) else value
+
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self._check, handler(source))
+        return core_schema.no_info_before_validator_function(self._check_as_sent, handler(source))
 
     def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         json_schema = handler(schema)

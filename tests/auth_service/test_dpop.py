@@ -323,6 +323,40 @@ def test_with_nonces_on_a_proof_without_the_servers_nonce_is_told_which_to_use(m
     assert response.status_code == 200
 
 
+def test_with_nonces_on_every_answer_of_login_refresh_and_logout_carries_the_nonce(make_app):
+    # docs/API.md: *every* answer, refusals included, so a client may pick the nonce up from any of
+    # them (only the answers the proof check itself produced carried it).
+    app = make_app(dpop_nonce=True)
+    nonces = AuthContext.of(app).dpop.verifier.nonces
+    client = app.test_client()
+    client.post("/api/auth/signup", json={"email": "e@example.com", "password": PASSWORD, "name": "E"})
+    key = DpopKey()
+    nonce = client.post(LOGIN, json={"email": "e@example.com", "password": PASSWORD}).headers["DPoP-Nonce"]
+    bound = client.post(
+        LOGIN,
+        json={"email": "e@example.com", "password": PASSWORD},
+        headers={"DPoP": key.proof("POST", LOGIN, nonce=nonce)},
+    )
+    assert bound.status_code == 200, bound.json
+    cookie = refresh_cookie(bound)
+    answers = {
+        "wrong password": client.post(LOGIN, json={"email": "e@example.com", "password": "wrong-pass"}),
+        "unknown email": client.post(LOGIN, json={"email": "nobody@example.com", "password": PASSWORD}),
+        "a bad proof": client.post(LOGIN, json={"email": "e@example.com", "password": PASSWORD}, headers={"DPoP": "x"}),
+        "not JSON": client.post(LOGIN, data="x", content_type="text/plain"),
+        "invalid fields": client.post(LOGIN, json={"email": 5}),
+        "a foreign origin": client.post(REFRESH, headers={"Origin": "https://evil.example"}),
+        "no cookie": client.post(REFRESH),
+        "a forged cookie": post(client, REFRESH, "forged.1.cookie"),
+        "a bound cookie without a proof": post(client, REFRESH, cookie),
+        "logout of a bound cookie without a proof": post(client, LOGOUT, cookie),
+        "logout without a cookie": client.post(LOGOUT, headers={"Cookie": ""}),
+    }
+    for name, response in answers.items():
+        assert "DPoP-Nonce" in response.headers, (name, response.status_code)
+        assert nonces.valid(response.headers["DPoP-Nonce"]), name  # the current one (a window may have begun)
+
+
 # -- ACCESS_TOKEN_BINDING=dpop -----------------------------------------------------------------------
 
 

@@ -71,8 +71,10 @@ def test_redis_down_gives_503_quickly(make_app):
         assert response.status_code == 503
         assert response.json["code"] == "unavailable"
         assert response.headers["Content-Type"] == "application/problem+json"
+        assert response.headers["Retry-After"] == "1"
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json["code"] == "unavailable"
+    assert ready.headers["Retry-After"] == "1"
     assert set(ready.json["checks"]) == {"redis"}
 
 

@@ -1,5 +1,7 @@
 """Session list, revoking one session, logging out everywhere; Bearer authentication on auth."""
 
+import pytest
+
 from tests.auth_service.conftest import PASSWORD, bearer, refresh_cookie
 
 
@@ -140,3 +142,19 @@ def test_every_auth_answer_but_the_public_keys_is_never_stored(app, auth, client
     assert auth.login(user["email"], password="wrong-pass").headers["Cache-Control"] == "no-store"
     assert client.post("/api/auth/refresh").headers["Cache-Control"] == "no-store"
     assert app.test_client().get("/api/auth/jwks.json").headers["Cache-Control"] == "public, max-age=300"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/auth/login", 405),  # a known path, the wrong method
+        ("DELETE", "/api/auth/sessions", 405),
+        ("GET", "/api/auth/nothing", 404),  # no route at all: refused before any view runs
+        ("POST", "/api/auth/login/", 404),
+    ],
+)
+def test_routing_refusals_under_api_auth_are_never_stored_either(client, method, path, status):
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.headers["Cache-Control"] == "no-store"

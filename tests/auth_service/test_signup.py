@@ -48,6 +48,9 @@ def test_email_taken_is_case_insensitive(client, auth):
         ("name", "n" * 51),
         ("name", None),
         ("name", "Ada\x00Lovelace"),
+        ("name", "Ada\x85"),  # control characters at an end: refused, not trimmed
+        ("email", "\x1cvalid@example.com"),
+        ("email", "valid@example.com\x0b"),
         ("name", "two\nlines"),
         ("email", 42),
     ],

@@ -68,6 +68,7 @@ def test_create_counts_characters_not_bytes(client, alice):
         ({"title": 5, "content": "text"}, "title"),
         ({"title": None, "content": "text"}, "title"),
         ({"title": "nul\x00", "content": "text"}, "title"),
+        ({"title": "Title\x85", "content": "text"}, "title"),  # at an end: refused, not trimmed
         ({"title": "Title", "content": ""}, "content"),
         ({"title": "Title", "content": "c" * 20001}, "content"),
         ({"title": "Title", "content": ["text"]}, "content"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -43,9 +44,10 @@ def test_body_over_one_mebibyte_is_a_413_problem(stack):
     assert response.json()["code"] == "payload_too_large"
 
 
-@pytest.mark.parametrize("path", ["/api/unknown", "/api/", "/api/authx", "/nothing.html"])
+@pytest.mark.parametrize("path", ["/api/unknown", "/api/", "/api/authx", "/nothing.html", "/api/auth", "/css/", "/js/"])
 def test_unknown_paths_are_404_problems(stack, path):
-    response = requests.get(f"{stack.url}{path}")
+    # Never a redirect or an HTML page: `/api/auth` was a 301 to `/api/auth/`, a directory a 403 page.
+    response = requests.get(f"{stack.url}{path}", allow_redirects=False)
     assert response.status_code == 404
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.json()["code"] == "not_found"
@@ -55,6 +57,66 @@ def test_wrong_method_is_a_405_problem(stack):
     response = requests.put(f"{stack.url}/api/boards")
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/"), ("DELETE", "/index.html"), ("POST", "/healthz")])
+def test_the_gateways_own_405s_name_the_methods_allowed(stack, method, path):
+    # RFC 9110 section 15.5.6: a 405 carries Allow. The gateway's health check answered any method.
+    response = requests.request(method, f"{stack.url}{path}")
+    assert response.status_code == 405, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "method_not_allowed"
+    assert response.headers["Allow"] == "GET, HEAD"
+
+
+def test_trace_which_nginx_refuses_itself_names_the_same_methods_as_the_service(stack):
+    # nginx refuses TRACE before choosing a location; its Allow must still be the route's own.
+    checked = 0
+    for service in ("auth", "profile", "board"):
+        document = requests.get(f"{stack.service_url(service)}/openapi.json", timeout=5).json()
+        for path in document["paths"]:
+            concrete = re.sub(r"\{[^}]+\}", "some-id", path)
+            own = requests.request("TRACE", f"{stack.service_url(service)}{concrete}", timeout=5)
+            through = requests.request("TRACE", f"{stack.url}{concrete}", timeout=5)
+            assert own.status_code == through.status_code == 405, (path, through.text)
+            assert through.json()["code"] == "method_not_allowed"
+            allowed = {method.strip() for method in through.headers["Allow"].split(",")}
+            assert allowed == {method.strip() for method in own.headers["Allow"].split(",")}, path
+            checked += 1
+    assert checked >= 10
+    unknown = requests.request("TRACE", f"{stack.url}/api/nothing/here", timeout=5)
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+
+
+def _bearer(stack) -> dict[str, str]:
+    email = f"gw-{uuid.uuid4().hex[:8]}@example.com"
+    account = {"email": email, "password": "correct horse battery"}
+    requests.post(f"{stack.url}/api/auth/signup", json={**account, "name": "G"}, timeout=10)
+    login = requests.post(f"{stack.url}/api/auth/login", json=account, timeout=10)
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def test_the_gateways_own_answers_to_credentials_and_under_api_auth_are_never_stored(stack):
+    # docs/API.md: every answer to a request with credentials, and every /api/auth answer but the
+    # JWKS, has Cache-Control: no-store; nginx's own problem documents included.
+    too_big = b"x" * (1024 * 1024 + 1)
+    json_type = {"Content-Type": "application/json"}
+    bearer = _bearer(stack)
+    answers = {
+        "413 at login": requests.post(f"{stack.url}/api/auth/login", data=too_big, headers=json_type),
+        "413 with a token": requests.post(f"{stack.url}/api/boards", data=too_big, headers={**json_type, **bearer}),
+        "404 with a token": requests.get(f"{stack.url}/api/unknown", headers=bearer),
+        "404 with a cookie": requests.get(f"{stack.url}/api/auth", headers={"Cookie": "refresh_token=x"}),
+        "405 with a token": requests.request("TRACE", f"{stack.url}/api/profiles/me", headers=bearer),
+    }
+    for name, response in answers.items():
+        assert response.headers["Content-Type"] == "application/problem+json", name
+        assert response.headers.get("Cache-Control") == "no-store", name
+        assert len(response.headers["X-Request-ID"]) == 32, name
+    # What is the same for everyone keeps its own policy, credentials or not (docs/API.md).
+    with_cookie = {"Cookie": "refresh_token=x", **bearer}
+    for path, policy in (("/api/auth/jwks.json", "public, max-age=300"), ("/", "no-cache")):
+        assert requests.get(f"{stack.url}{path}", headers=with_cookie).headers["Cache-Control"] == policy, path
 
 
 def test_static_pages_have_security_headers(stack):
@@ -88,6 +150,7 @@ def test_credential_endpoints_are_rate_limited_per_address(stack):
     limited = [r for r in responses if r.status_code == 429]
     assert limited, "no request was limited"
     assert all(r.json()["code"] == "too_many_requests" and r.headers["Retry-After"] for r in limited)
+    assert all(r.headers.get("Cache-Control") == "no-store" for r in limited)  # an /api/auth answer
     assert {r.status_code for r in responses} <= {400, 429}
 
 
@@ -110,7 +173,9 @@ def test_a_stopped_service_is_a_502_problem_and_the_others_keep_working(tmp_path
         assert down.json()["code"] == "bad_gateway"
         assert json.loads(down.text)["status"] == 502
         assert requests.get(f"{gateway.url}/api/profiles/nobody").status_code == 404  # profile still answers
-        assert requests.post(f"{gateway.url}/api/auth/login", json={}).json()["code"] == "bad_gateway"
+        login = requests.post(f"{gateway.url}/api/auth/login", json={})
+        assert login.json()["code"] == "bad_gateway"
+        assert login.headers.get("Cache-Control") == "no-store"  # an /api/auth answer
     finally:
         gateway.stop()
         profile.stop()
@@ -247,3 +312,16 @@ def test_a_chunked_signup_over_the_limit_sent_straight_to_auth_is_413_and_create
     )
     assert_problem(exchange(stack.ports["auth"], request), 413, "payload_too_large")
     assert requests.post(f"{stack.url}/api/auth/signup", json=account).status_code == 201  # not email_taken
+
+
+def test_a_dpop_header_the_http_servers_find_too_large_is_431_before_auth_sees_it(stack):
+    # docs/API.md: a proof may have up to 8192 characters, but a header line of 8 kB (name and all)
+    # is refused first, by nginx here and gunicorn behind it: 431, never a 500 or a proof check.
+    def login_with(proof: str) -> requests.Response:
+        return requests.post(f"{stack.url}/api/auth/login", json={}, headers={"DPoP": proof}, timeout=10)
+
+    checked = login_with("a" * 8000)
+    assert (checked.status_code, checked.json()["code"]) == (401, "invalid_dpop_proof")
+    for length in (8186, 8192, 8193):
+        refused = login_with("a" * length)
+        assert (refused.status_code, refused.json()["code"]) == (431, "request_header_too_large"), length

@@ -215,6 +215,18 @@ def test_the_revocation_feed_and_jwks_reads_are_measured(stack):
     assert scrapes.delta("profile", "jwks_refreshes_total", outcome="ok") >= 2
 
 
+def test_metrics_are_served_in_the_documented_text_format(stack):
+    # docs/API.md names the exposition format's Content-Type; prometheus-client's "latest" moved on
+    # to version=1.0.0, which a scraper that asks for 0.0.4 only would not take.
+    prometheus_accept = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1"
+    for name in ("auth", "profile", "board"):
+        for headers in ({}, {"Accept": prometheus_accept}):
+            answer = requests.get(f"{stack.service_url(name)}/metrics", headers=headers, timeout=5)
+            assert answer.status_code == 200
+            assert answer.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8", name
+            assert "# TYPE http_requests_total counter" in answer.text
+
+
 def test_metrics_are_never_served_through_the_gateway(stack):
     for path in ("/metrics", "/api/auth/metrics", "/api/profiles/../../metrics", "/api/boards/%2e%2e/%2e%2e/metrics"):
         answer = requests.get(f"{stack.url}{path}")

@@ -109,6 +109,11 @@ def test_patch_accepts_the_limits(client: FlaskClient, tokens: TokenFactory) -> 
         ({"name": "two\nlines"}, "name"),
         ({"bio": "x" * 501}, "bio"),
         ({"bio": "nul\u0000byte"}, "bio"),
+        # Control characters at an end are refused too, not trimmed away with the spaces.
+        ({"name": "Ada\u0085"}, "name"),
+        ({"name": "\u000cAda"}, "name"),
+        ({"bio": "About me\u000b"}, "bio"),
+        ({"bio": "\u0085"}, "bio"),
         ({"bio": ["list"]}, "bio"),
         ([], "body"),
         ("a string", "body"),

@@ -91,6 +91,7 @@ def test_readyz_names_what_is_not_ready(app):
     assert response.status_code == 503
     assert response.json["checks"] == {"broken": "RuntimeError"}
     assert "broken" in response.json["detail"]
+    assert response.headers["Retry-After"] == "1"  # docs/API.md: every 503 `unavailable` has one
 
 
 def test_openapi_lists_query_parameters_and_bodies(app):

@@ -87,6 +87,9 @@ REFUSALS = {
         400,
         "bad_request",
     ),
+    # RFC 9112 section 3.2: an HTTP/1.1 request without Host is a 400 (gunicorn served it).
+    "HTTP/1.1 without Host": (b"GET /api/boards?" + M + b" HTTP/1.1\r\nConnection: close\r\n\r\n", 400, "bad_request"),
+    "HTTP/1.1 without Host to no route": (b"GET /nothing HTTP/1.1\r\nConnection: close\r\n\r\n", 400, "bad_request"),
     "unmet Expect": (
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nExpect: " + M + b"\r\n\r\n",
         417,
@@ -97,9 +100,15 @@ REFUSALS = {
 
 @pytest.mark.parametrize("name", REFUSALS)
 def test_requests_gunicorn_refuses_are_problem_documents(board, name):
+    # (Some are refused by the app, not gunicorn: the same worker, the same problem documents.)
     data, status, code = REFUSALS[name]
     assert_problem(*exchange(board.port, data), status, code)
     assert MARKER not in board.log()  # the log names the error, never the input
+
+
+def test_http_1_0_needs_no_host(board):
+    status, _, _ = exchange(board.port, b"GET /api/boards HTTP/1.0\r\n\r\n")
+    assert status == 200
 
 
 @pytest.mark.parametrize(

@@ -79,3 +79,16 @@ def test_the_json_schema_pattern_says_the_same(model, field):
     for character in BIDI_CONTROLS + C1_CONTROLS + C0_CONTROLS + ["\n", "\t", "a", "é", "\u200f"]:
         body = _with(model, field, character)
         assert (pattern.fullmatch(body[field]) is not None) == (_refused(model, body) == []), repr(character)
+
+
+TRIMMED_AS_WHITESPACE = ["\x0b", "\x0c", "\x1c", "\x1f", "\x85"]  # str.strip() and pydantic's trim take these
+
+
+@pytest.mark.parametrize(
+    ("model", "field"), SINGLE_LINE_FIELDS + MULTI_LINE_FIELDS, ids=lambda x: getattr(x, "__name__", x)
+)
+@pytest.mark.parametrize("character", TRIMMED_AS_WHITESPACE, ids=lambda c: f"U+{ord(c):04X}")
+def test_control_characters_at_either_end_are_refused_not_trimmed(model, field, character):
+    # The field's pattern refuses the value as sent; the check ran after the trim and let it pass.
+    for value in (character + VALID[model][field], VALID[model][field] + character):
+        assert _refused(model, {**VALID[model], field: value}) == [field], repr(value)
