@@ -170,8 +170,10 @@ _NONCE_ENDPOINTS = frozenset({"auth.login", "auth.refresh", "auth.logout"})
 def _current_dpop_nonce(response: Response) -> Response:
     # Every answer of login, refresh and logout carries the current nonce (docs/API.md): refusals
     # too (a wrong password, a CSRF or 415 refusal), so a client can take it from any of them.
+    if request.endpoint not in _NONCE_ENDPOINTS:
+        return response  # before the context lookup: this runs after every request of the app
     nonces = AuthContext.of().dpop.verifier.nonces
-    if nonces is not None and request.endpoint in _NONCE_ENDPOINTS:
+    if nonces is not None:
         response.headers.setdefault("DPoP-Nonce", nonces.current())
     return response
 

@@ -70,6 +70,15 @@ def create_service_app(
             response.headers["Cache-Control"] = "no-store"
         return response
 
+    @app.after_request
+    def _no_type_without_content(response: Response) -> Response:
+        # A 204 and Flask's own OPTIONS answer have no body, so no media type either (Flask labels
+        # every response text/html by default; RFC 9110 section 8.3 is about content that is there).
+        empty_options = request.method == "OPTIONS" and not response.is_streamed and not response.get_data()
+        if response.status_code == 204 or empty_options:
+            response.headers.pop("Content-Type", None)
+        return response
+
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok", service=service)

@@ -157,3 +157,22 @@ def test_answers_to_requests_with_credentials_are_not_stored():
     assert client.get("/public").headers["Cache-Control"] == "no-store"
     assert client.get("/nowhere").headers["Cache-Control"] == "no-store"  # problem documents too
     assert client.get("/cacheable").headers["Cache-Control"] == "public, max-age=60"  # a route that knows
+
+
+def test_answers_without_a_body_name_no_media_type():
+    app = create_service_app("empty_test", bare_context(), readiness_checks={})
+
+    @app.delete("/thing")
+    def delete_thing():
+        return "", 204
+
+    client = app.test_client()
+    deleted = client.delete("/thing")
+    assert deleted.status_code == 204 and deleted.data == b""
+    assert "Content-Type" not in deleted.headers
+    options = client.options("/thing")
+    assert options.status_code == 200 and options.data == b"" and "DELETE" in options.headers["Allow"]
+    assert "Content-Type" not in options.headers
+    # Answers with a body keep theirs.
+    assert client.get("/healthz").headers["Content-Type"] == "application/json"
+    assert client.get("/nowhere").headers["Content-Type"] == "application/problem+json"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,17 +41,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextmanager
+def web_stack(directory: Path, **settings: str) -> Iterator[Stack]:
+    """The stack the web tests run against: short access tokens, no leeway and no reuse grace (so a
+    test sees expiry and reuse at once), the browser's origin allowed; plus `settings`."""
     running = Stack(
-        tmp_path_factory.mktemp("web-stack"),
+        directory,
         ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL),
         JWT_LEEWAY="0",
         REFRESH_REUSE_GRACE="0",
         browser_origin=True,
+        **settings,
     ).start()
-    yield running
-    running.stop()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with web_stack(tmp_path_factory.mktemp("web-stack")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -20,25 +20,18 @@ from playwright.sync_api import BrowserContext, Request, Response, expect
 from shared.dpop import ProofVerifier, b64url_sha256, jwk_thumbprint
 from tests.support.stack import Stack
 from tests.web.browser_app import REFRESH_PATH, WebApp, sign_up_by_api, thumbprint, wait_until
-from tests.web.conftest import ACCESS_TOKEN_TTL
+from tests.web.conftest import web_stack
 
 LOGIN, LOGOUT, ME = "/api/auth/login", "/api/auth/logout", "/api/profiles/me"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The web tests' stack (short tokens, no leeway, no reuse grace), with nonces and bound tokens."""
-    running = Stack(
-        tmp_path_factory.mktemp("web-dpop-bound-stack"),
-        ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL),
-        JWT_LEEWAY="0",
-        REFRESH_REUSE_GRACE="0",
-        DPOP_NONCE="true",
-        ACCESS_TOKEN_BINDING="dpop",
-        browser_origin=True,
-    ).start()
-    yield running
-    running.stop()
+    """The web tests' stack, with nonces and bound tokens."""
+    with web_stack(
+        tmp_path_factory.mktemp("web-dpop-bound-stack"), DPOP_NONCE="true", ACCESS_TOKEN_BINDING="dpop"
+    ) as running:
+        yield running
 
 
 def _segment(part: str) -> Any:
