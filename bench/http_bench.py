@@ -211,17 +211,17 @@ def _fresh_sessions(auth_url: str) -> dict[str, str]:
     return {"REFRESH_TOKENS": ",".join(tokens)}
 
 
+def rotating_run(url: str, script: str, tokens: Callable[[], dict[str, str]]) -> Measurement:
+    """One wrk run in which each connection is one client rotating a token of its own (one wrk thread
+    per connection); `tokens()` makes fresh ones before the run, as a spent token presented again is
+    theft to a rotating server."""
+    return wrk(url, threads=CONNECTIONS, connections=CONNECTIONS, script=script, env=tokens, runs=1)
+
+
 def refresh_run(auth_url: str, sessions: Callable[[str], dict[str, str]] = _fresh_sessions) -> Measurement:
     """One wrk run of `POST /api/auth/refresh`, one fresh session (and rotating token) per client,
     made by `sessions(auth_url)` before the run (bench/wrk/refresh.lua reads what it returns)."""
-    return wrk(
-        f"{auth_url}/api/auth/refresh",
-        threads=CONNECTIONS,
-        connections=CONNECTIONS,
-        script="refresh.lua",
-        env=lambda: sessions(auth_url),
-        runs=1,
-    )
+    return rotating_run(f"{auth_url}/api/auth/refresh", "refresh.lua", lambda: sessions(auth_url))
 
 
 def _fresh_simplejwt_tokens(env: dict[str, str]) -> dict[str, str]:
@@ -453,13 +453,10 @@ def refresh_vs_simplejwt(bench: Bench) -> tuple[Measurement, Measurement]:
                 ours_runs.append(refresh_run(auth.url))
                 progress(f"7. run {run}/{RUNS}: ours {_figures(ours_runs[-1])}; SimpleJWT, {SECONDS} s")
                 theirs_runs.append(
-                    wrk(
+                    rotating_run(
                         f"{simplejwt.url}/api/token/refresh/",
-                        threads=CONNECTIONS,
-                        connections=CONNECTIONS,
-                        script="simplejwt_refresh.lua",
-                        env=lambda: _fresh_simplejwt_tokens(peer_env),
-                        runs=1,
+                        "simplejwt_refresh.lua",
+                        lambda: _fresh_simplejwt_tokens(peer_env),
                     )
                 )
                 progress(f"7. run {run}/{RUNS}: SimpleJWT {_figures(theirs_runs[-1])}")
